@@ -1,0 +1,55 @@
+"""The unit every connector yields: one source document with its text and metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def document_id(source: str, external_id: str) -> str:
+    """Stable catalog id of a document: the same source item always maps to the same id."""
+    return hashlib.sha256(f"{source}\x00{external_id}".encode()).hexdigest()[:32]
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """The same instant as an aware UTC datetime (naive values are taken to be UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+@dataclass
+class Document:
+    source: str
+    external_id: str  # the source's own id: a feed GUID, a canonical URL, a row key
+    text: str
+    title: str = ""
+    url: str | None = None
+    published_at: datetime | None = None
+    author: str | None = None
+    language: str | None = None
+    extraction: str = "article"  # "article": the page was extracted; "feed": the feed's own text stands in
+    extraction_note: str | None = None  # why the fallback was used
+    entry_hash: str | None = None  # fingerprint of the raw feed entry/row, to skip re-fetching unchanged items
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return document_id(self.source, self.external_id)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of everything that ends up in the index; a different hash means the document changed."""
+        published = utc(self.published_at)
+        body = json.dumps(
+            [self.title, self.url, self.text, published.isoformat() if published else None, self.metadata],
+            ensure_ascii=False,
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(body.encode()).hexdigest()

@@ -1,0 +1,35 @@
+"""Domain errors: the few kinds of failure that users and callers need to tell apart."""
+
+from __future__ import annotations
+
+
+class KupError(Exception):
+    """Base class: a failure with a message meant for the user (no traceback needed)."""
+
+
+class ConfigError(KupError):
+    """A setting, flag or sources file is wrong; the message names what to change."""
+
+
+class SourceError(KupError):
+    """One source could not be read (dead feed, bad database URL); other sources go on."""
+
+
+class FetchError(KupError):
+    """An HTTP fetch failed. ``transient`` says whether trying again later may help."""
+
+    def __init__(
+        self, message: str, *, transient: bool = False, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+        self.retry_after = retry_after
+
+
+class StoreError(KupError):
+    """The vector store could not be reached or refused an operation."""
+
+
+class InputError(KupError):
+    """A user's argument is unusable (an empty query, a date that does not parse)."""

@@ -1,0 +1,252 @@
+"""RSS/Atom feeds to Documents: fetch politely, parse with feedparser, extract each article with trafilatura."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import feedparser
+
+from connectors.articles import decode_html, detect_language, extract_article, html_to_text
+from connectors.document import Document
+from connectors.errors import FetchError, SourceError
+from connectors.fetching import Fetcher
+from connectors.sources import FeedSource
+
+logger = logging.getLogger(__name__)
+
+_TRACKING_PARAMS = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid")
+
+KnownEntries = Callable[[list[str]], Mapping[str, str]]
+"""Given external ids, the entry fingerprints of those already settled in the catalog."""
+
+
+@dataclass
+class FeedState:
+    """What we remember about a feed between pulls: the validators for conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @classmethod
+    def from_cursor(cls, cursor: Mapping[str, Any] | None) -> FeedState:
+        cursor = cursor or {}
+        return cls(etag=cursor.get("etag"), last_modified=cursor.get("last_modified"))
+
+    def to_cursor(self) -> dict[str, Any]:
+        return {"etag": self.etag, "last_modified": self.last_modified}
+
+
+@dataclass
+class ItemFailure:
+    """An entry that cannot become a document; it is quarantined with its reason."""
+
+    external_id: str
+    reason: str
+    url: str | None = None
+    title: str = ""
+
+
+@dataclass
+class FeedPull:
+    state: FeedState
+    not_modified: bool = False
+    documents: list[Document] = field(default_factory=list)
+    unchanged: int = 0  # entries whose fingerprint matched the catalog: nothing fetched
+    duplicates: int = 0  # entries repeating a GUID already seen in this feed
+    failures: list[ItemFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Entry:
+    external_id: str
+    link: str | None
+    title: str
+    summary_html: str
+    published_at: datetime | None
+    author: str | None
+    fingerprint: str
+
+
+def canonical_url(url: str) -> str:
+    """Scheme and host lower-cased, fragment and tracking parameters dropped."""
+    parts = urlsplit(url.strip())
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING_PARAMS)
+    ]
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", urlencode(query), ""))
+
+
+def _struct_to_utc(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _entry(raw: Mapping[str, Any]) -> _Entry | ItemFailure:
+    link = raw.get("link") or None
+    link = canonical_url(link) if link and urlsplit(link).scheme in ("http", "https") else None
+    title = html_to_text(raw.get("title", ""))
+    contents = raw.get("content") or []
+    summary_html = (contents[0].get("value") if contents else None) or raw.get("summary", "") or ""
+    guid = (raw.get("id") or "").strip() or None
+    external_id = guid or link
+    if external_id is None:
+        if not (title or summary_html.strip()):
+            return ItemFailure(external_id="(empty entry)", reason="entry has no id, link, title or text")
+        external_id = "sha256:" + hashlib.sha256(f"{title}\x00{summary_html}".encode()).hexdigest()[:32]
+    published = _struct_to_utc(raw.get("published_parsed")) or _struct_to_utc(raw.get("updated_parsed"))
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [external_id, link, title, summary_html, raw.get("updated"), raw.get("published")], default=str
+        ).encode()
+    ).hexdigest()
+    return _Entry(external_id, link, title, summary_html, published, raw.get("author") or None, fingerprint)
+
+
+def parse_feed(content: bytes, *, url: str, content_type: str = "") -> tuple[list[Mapping[str, Any]], str | None]:
+    """The raw entries of a feed and, for a "bozo" feed that still parsed, the parser's complaint.
+
+    Raises ``SourceError`` when nothing usable came out.
+    """
+    parsed = feedparser.parse(
+        content, response_headers={"content-type": content_type or "application/xml", "content-location": url}
+    )
+    complaint = str(parsed.get("bozo_exception", "")) or "malformed feed" if parsed.get("bozo") else None
+    if not parsed.entries:
+        if complaint:
+            raise SourceError(f"feed {url} is unusable: {complaint}")
+        if not parsed.get("version") and not parsed.feed:
+            raise SourceError(f"{url} is not an RSS or Atom feed")
+    return parsed.entries, complaint
+
+
+class _ArticleFetcher:
+    def __init__(self, source: FeedSource, fetcher: Fetcher) -> None:
+        self.source = source
+        self.fetcher = fetcher
+
+    def document(self, entry: _Entry) -> Document | ItemFailure:
+        note = None
+        article = None
+        if entry.link and self.source.fetch_articles:
+            try:
+                page = self.fetcher.get(
+                    entry.link,
+                    allow_private=self.source.allow_private_addresses,
+                    check_robots=True,
+                    accept="text/html,application/xhtml+xml",
+                )
+            except FetchError as exc:
+                note = f"article not fetched: {exc}"
+            else:
+                if "html" not in page.content_type and page.content_type:
+                    note = f"article is {page.content_type.split(';')[0]}, not HTML"
+                else:
+                    article = extract_article(decode_html(page.content, page.content_type), page.final_url)
+                    if article is None:
+                        note = "article page has no extractable text"
+        elif not entry.link:
+            note = "entry has no link"
+        else:
+            note = "article fetching is off for this source"
+        if article is not None:
+            text = article.text
+            title = entry.title or article.title or ""
+            author = entry.author or article.author
+            published = entry.published_at or article.date
+            language = article.language
+        else:
+            text = html_to_text(entry.summary_html)
+            title, author, published = entry.title, entry.author, entry.published_at
+            language = detect_language(text)
+            if not text:
+                return ItemFailure(
+                    entry.external_id,
+                    f"no text: {note}; the feed entry has no summary either",
+                    url=entry.link,
+                    title=title,
+                )
+        return Document(
+            source=self.source.name,
+            external_id=entry.external_id,
+            text=text,
+            title=title,
+            url=entry.link,
+            published_at=published,
+            author=author,
+            language=language,
+            extraction="article" if article is not None else "feed",
+            extraction_note=note if article is None else None,
+            entry_hash=entry.fingerprint,
+        )
+
+
+def pull_feed(
+    source: FeedSource,
+    fetcher: Fetcher,
+    state: FeedState,
+    known: KnownEntries | None = None,
+    *,
+    article_workers: int = 4,
+) -> FeedPull:
+    """Fetch a feed (conditionally) and turn its new or changed entries into documents.
+
+    Raises ``SourceError`` when the feed itself cannot be fetched or parsed; entries that fail
+    on their own come back in ``failures`` and the rest of the feed goes on.
+    """
+    url = str(source.url)
+    try:
+        result = fetcher.get(
+            url,
+            allow_private=source.allow_private_addresses,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            accept="application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5",
+        )
+    except FetchError as exc:
+        raise SourceError(f"feed {source.name}: {exc}") from exc
+    if result.not_modified:
+        return FeedPull(state=state, not_modified=True)
+    new_state = FeedState(etag=result.etag, last_modified=result.last_modified)
+    raw_entries, complaint = parse_feed(result.content, url=result.final_url, content_type=result.content_type)
+    pull = FeedPull(state=new_state)
+    if complaint:
+        pull.warnings.append(f"feed is malformed but usable: {complaint}")
+
+    entries: list[_Entry] = []
+    seen: set[str] = set()
+    for raw in raw_entries[: source.max_items]:
+        entry = _entry(raw)
+        if isinstance(entry, ItemFailure):
+            pull.failures.append(entry)
+            continue
+        if entry.external_id in seen:
+            pull.duplicates += 1
+            continue
+        seen.add(entry.external_id)
+        entries.append(entry)
+
+    settled = known([e.external_id for e in entries]) if known and entries else {}
+    todo = [e for e in entries if settled.get(e.external_id) != e.fingerprint]
+    pull.unchanged = len(entries) - len(todo)
+    articles = _ArticleFetcher(source, fetcher)
+    with ThreadPoolExecutor(max_workers=max(1, article_workers), thread_name_prefix=f"feed-{source.name}") as pool:
+        for outcome in pool.map(articles.document, todo):
+            if isinstance(outcome, ItemFailure):
+                pull.failures.append(outcome)
+            else:
+                pull.documents.append(outcome)
+    return pull

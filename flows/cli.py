@@ -1,0 +1,217 @@
+"""The ``kup`` command line: refresh, search, status and up. User mistakes print one sentence, not a traceback."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from connectors import InputError, KupError
+from flows.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="kup",
+    help="Keep an LLM's knowledge current: feeds and databases into a fresh hybrid index.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class _State:
+    overrides: dict[str, object] = {}
+
+
+def settings() -> Settings:
+    return load_settings(**_State.overrides)
+
+
+def parse_when(text: str, flag: str = "--since") -> datetime:
+    """An ISO date/time (UTC unless it says otherwise) or a span back from now such as ``2d`` or ``12h``."""
+    value = text.strip()
+    match = _RELATIVE.match(value)
+    if match:
+        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"{flag} {text!r} is not a date; use e.g. 2026-11-01, 2026-11-01T08:00Z or 2d") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _friendly(command):
+    """Turn domain errors into one plain sentence and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KupError as exc:
+            err_console.print(f"Error: {exc}", markup=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("Interrupted.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _export_environment(s: Settings) -> None:
+    """Child processes (served flow runs, the Prefect server) see the same pipeline as this command."""
+    from flows.server import prefect_env
+
+    os.environ["KUP_DATA_DIR"] = str(s.data_path)
+    os.environ["KUP_SOURCES_FILE"] = str(s.sources_file.expanduser().resolve())
+    for key in ("catalog_url", "qdrant_url"):
+        if getattr(s, key):
+            os.environ[f"KUP_{key.upper()}"] = getattr(s, key)
+    for key, value in prefect_env(s).items():
+        os.environ.setdefault(key, value)
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@app.callback()
+def main(
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory [env: KUP_DATA_DIR; default .kup]")] = None,
+    sources: Annotated[
+        Path | None, typer.Option("--sources", help="Sources file [env: KUP_SOURCES_FILE; default sources.yaml]")
+    ] = None,
+    catalog_url: Annotated[str | None, typer.Option(help="Catalog database URL [env: KUP_CATALOG_URL]")] = None,
+    qdrant_url: Annotated[str | None, typer.Option(help="Qdrant server URL [env: KUP_QDRANT_URL]")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr")] = False,
+) -> None:
+    _State.overrides = {
+        "data_dir": data_dir,
+        "sources_file": sources,
+        "catalog_url": catalog_url,
+        "qdrant_url": qdrant_url,
+    }
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        _export_environment(settings())
+    except KupError as exc:
+        err_console.print(f"Error: {exc}", markup=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+@_friendly
+def refresh(
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")] = None,
+    force: Annotated[bool, typer.Option(help="Pull sources even while they back off after failures")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON")] = False,
+) -> None:
+    """Pull every source once and index what is new or changed (a Prefect flow run)."""
+    s = settings()
+    from flows.server import api_reachable
+
+    if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
+        os.environ["PREFECT_API_URL"] = s.prefect_api_url  # the run shows up in `kup up`'s dashboard
+    from flows.refresh import refresh as refresh_flow
+    from flows.views import print_refresh, to_json
+
+    # Fail on a bad sources file before any Prefect machinery starts.
+    from flows.runtime import Runtime
+
+    with Runtime(s) as runtime:
+        from connectors import select_sources
+
+        select_sources(runtime.sources(), source)
+    summary = refresh_flow(sources=source or None, force=force)
+    if as_json:
+        console.print_json(to_json(summary))
+    else:
+        print_refresh(summary, console)
+    if summary["failed_sources"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_friendly
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for")],
+    limit: Annotated[int, typer.Option("--limit", "-k", help="How many passages")] = 5,
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")] = None,
+    since: Annotated[str | None, typer.Option(help="Only passages published after (2026-11-01, 2d, 12h)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Print the best passages for a query (hybrid dense + sparse search)."""
+    from flows.runtime import Runtime
+    from flows.views import print_search, search_data, to_json
+    from indexing import search as hybrid_search
+
+    published_after = parse_when(since) if since else None
+    if not query.strip():
+        raise InputError("the query is empty; pass some words to search for")
+    with Runtime(settings()) as rt:
+        result = hybrid_search(
+            rt.store, rt.dense, rt.sparse, query, limit=limit, sources=source or None, published_after=published_after
+        )
+    data = search_data(result)
+    if as_json:
+        console.print_json(to_json(data))
+    else:
+        print_search(data, console)
+
+
+@app.command()
+@_friendly
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """Show documents per source, pending work, failures, the last refresh and the freshness lag."""
+    from flows.runtime import Runtime
+    from flows.views import print_status, status_data, to_json
+
+    with Runtime(settings()) as rt:
+        data = status_data(rt)
+    if as_json:
+        console.print_json(to_json(data))
+    else:
+        print_status(data, console)
+
+
+@app.command()
+@_friendly
+def up() -> None:
+    """Start a local Prefect server if none answers, and serve every deployment in prefect.yaml."""
+    from flows.deployments import read_specs, runner_deployments
+    from flows.server import api_reachable, dashboard_url, start_server, stop_server
+
+    s = settings()
+    specs = read_specs()
+    server = None
+    if api_reachable(s.prefect_api_url):
+        console.print(f"Using the Prefect server at {s.prefect_api_url}")
+    else:
+        console.print(f"Starting a Prefect server ({s.prefect_home}) ...")
+        server = start_server(s)
+    os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    try:
+        from prefect import serve
+
+        deployments = runner_deployments(specs)
+        console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}")
+        console.print("Serving: " + ", ".join(spec.full_name for spec in specs) + "  (Ctrl-C stops)")
+        serve(*deployments, print_starting_message=False)
+    finally:
+        stop_server(server)
+
+
+if __name__ == "__main__":
+    app()

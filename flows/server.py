@@ -1,0 +1,81 @@
+"""A local Prefect server for ``kup up``: found when reachable, started (SQLite in the data dir) when not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from connectors import ConfigError
+from flows.settings import Settings
+
+
+def api_reachable(api_url: str, timeout: float = 1.0) -> bool:
+    try:
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def dashboard_url(api_url: str) -> str:
+    return api_url.rstrip("/").removesuffix("/api")
+
+
+def prefect_env(settings: Settings, *, api_url: str | None = None) -> dict[str, str]:
+    """Environment for Prefect processes of this pipeline: its own home, no telemetry, our API."""
+    env = {
+        "PREFECT_HOME": str(settings.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "connectors,indexing,training",
+    }
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+def start_server(settings: Settings, *, timeout: float = 90.0) -> subprocess.Popen:
+    """Start ``prefect server start`` for ``settings.prefect_api_url`` and wait until it answers."""
+    parts = urlsplit(settings.prefect_api_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            f"no Prefect server answers at {settings.prefect_api_url}, and kup only starts one on this "
+            "machine; start it there or set KUP_PREFECT_API_URL to a local address"
+        )
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
+    log_path = Path(settings.prefect_home) / "server.log"
+    prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+    env = {**os.environ, **prefect_env(settings)}
+    env.pop("PREFECT_API_URL", None)  # the server itself must not talk to another API
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [prefect, "server", "start", "--host", parts.hostname, "--port", str(parts.port or 4200)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if api_reachable(settings.prefect_api_url):
+            return process
+        if process.poll() is not None:
+            raise ConfigError(f"the Prefect server exited at start (code {process.returncode}); see {log_path}")
+        time.sleep(0.5)
+    process.terminate()
+    raise ConfigError(f"the Prefect server did not answer within {timeout:.0f}s; see {log_path}")
+
+
+def stop_server(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()

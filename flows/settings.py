@@ -1,0 +1,90 @@
+"""Every setting in one place: defaults with their reason, overridable by ``KUP_*`` variables and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connectors import ConfigError, FetchPolicy
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KUP_", extra="ignore")
+
+    # Where things live -------------------------------------------------------------------------
+    data_dir: Path = Field(Path(".kup"), description="catalog, index and Prefect state; one per pipeline")
+    sources_file: Path = Field(Path("sources.yaml"), description="which feeds (and databases) to pull")
+    catalog_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in the data dir")
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; default: embedded Qdrant Edge in the data dir")
+    qdrant_api_key: SecretStr | None = Field(None, description="API key for a Qdrant server; never logged")
+    collection: str = Field("kup", description="Qdrant collection name (server) / index folder name (Edge)")
+
+    # Models and chunking -----------------------------------------------------------------------
+    embedding_model: str | None = Field(None, description="sentence-transformers dir; default: packaged MiniLM")
+    chunk_tokens: int = Field(200, ge=16, le=512, description="chunk body size in tokens; MiniLM reads 256")
+    chunk_overlap: int = Field(32, ge=0, le=256, description="tokens repeated from the previous chunk for context")
+    embed_batch_size: int = Field(64, ge=1, le=1024, description="texts per encoder call; 32-128 saturate a CPU")
+    index_batch_docs: int = Field(32, ge=1, le=10_000, description="documents claimed and written per index batch")
+
+    # Fetching ----------------------------------------------------------------------------------
+    source_concurrency: int = Field(4, ge=1, le=64, description="sources pulled at once in a refresh")
+    article_workers: int = Field(4, ge=1, le=64, description="article pages fetched at once per feed")
+    per_host_concurrency: int = Field(2, ge=1, le=32, description="open requests per host, to stay polite")
+    connect_timeout: float = Field(5.0, gt=0, description="seconds to connect")
+    read_timeout: float = Field(15.0, gt=0, description="seconds between bytes")
+    total_timeout: float = Field(30.0, gt=0, description="seconds for a whole response (stops slow drips)")
+    max_bytes: int = Field(5_000_000, ge=1024, description="largest response accepted")
+    max_redirects: int = Field(5, ge=0, le=20, description="redirect hops followed")
+    fetch_retries: int = Field(2, ge=0, le=10, description="extra attempts on 429/5xx and connection errors")
+    respect_robots: bool = Field(True, description="obey robots.txt for article pages")
+    user_agent: str = Field(FetchPolicy.user_agent, description="identifies us to the sites we fetch")
+
+    # Orchestration -----------------------------------------------------------------------------
+    prefect_api_url: str = Field("http://127.0.0.1:4200/api", description="Prefect server that `kup up` starts/uses")
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        if not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("use letters, digits, '-' and '_' only")
+        return value
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.data_path / 'catalog.db'}"
+
+    @property
+    def index_path(self) -> Path:
+        return self.data_path / "index" / self.collection
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.data_path / "prefect"
+
+    def fetch_policy(self) -> FetchPolicy:
+        return FetchPolicy(
+            user_agent=self.user_agent,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            total_timeout=self.total_timeout,
+            max_bytes=self.max_bytes,
+            max_redirects=self.max_redirects,
+            retries=self.fetch_retries,
+            per_host_concurrency=self.per_host_concurrency,
+            respect_robots=self.respect_robots,
+        )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment plus explicit overrides; all problems reported in one message."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"KUP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from exc

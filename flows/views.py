@@ -1,0 +1,195 @@
+"""What the CLI prints: status and search results as tables for people, plain data for ``--json``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from connectors import ConfigError, load_sources
+from flows.runtime import Runtime
+from indexing import SearchResult, mask_url, now_utc, percentiles
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v))
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "never"
+    seconds = int((now - when).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago" if seconds < 172800 else f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+def status_data(runtime: Runtime) -> dict[str, Any]:
+    settings = runtime.settings
+    catalog = runtime.catalog
+    now = now_utc()
+    raw = catalog.status()
+    try:
+        configured = [s.name for s in load_sources(settings.sources_file)]
+        sources_error = None
+    except ConfigError as exc:
+        configured, sources_error = [], str(exc)
+    states = {s["source"]: s for s in raw["sources"]}
+    rows = []
+    for name in sorted(set(configured) | set(raw["documents"]) | set(states)):
+        counts = raw["documents"].get(name, {})
+        state = states.get(name, {})
+        rows.append(
+            {
+                "source": name,
+                "configured": name in configured,
+                "kind": state.get("kind", "feed"),
+                "documents": sum(n for s, n in counts.items() if s != "deleted"),
+                "by_status": counts,
+                "last_success_at": state.get("last_success_at"),
+                "last_error": state.get("last_error"),
+                "consecutive_failures": state.get("consecutive_failures", 0),
+                "next_attempt_at": state.get("next_attempt_at"),
+                "warning": state.get("warning"),
+            }
+        )
+    totals: dict[str, int] = {}
+    for counts in raw["documents"].values():
+        for status, n in counts.items():
+            totals[status] = totals.get(status, 0) + n
+    last = catalog.last_refresh()
+    return {
+        "data_dir": str(settings.data_path),
+        "sources_file": str(settings.sources_file),
+        "sources_file_error": sources_error,
+        "catalog": mask_url(settings.resolved_catalog_url),
+        "index": settings.qdrant_url or str(settings.index_path),
+        "points": runtime.store.count(),
+        "totals": totals,
+        "pending": totals.get("pending", 0) + totals.get("failed", 0),
+        "sources": rows,
+        "last_refresh": None
+        if last is None
+        else {
+            "started_at": last["started_at"],
+            "finished_at": last["finished_at"],
+            "seconds": last["summary"].get("seconds"),
+            "totals": last["summary"].get("totals"),
+            "failed_sources": last["summary"].get("failed_sources", []),
+        },
+        "freshness_lag_seconds": percentiles(catalog.freshness_lags(now - timedelta(hours=24))),
+        "failures": raw["failures"],
+        "quarantined": raw["quarantined"],
+        "as_of": now,
+    }
+
+
+def print_status(data: dict[str, Any], console: Console) -> None:
+    now = data["as_of"]
+    console.print(f"data dir  {data['data_dir']}")
+    console.print(f"catalog   {data['catalog']}")
+    console.print(f"index     {data['index']} ({data['points']} points)")
+    if data["sources_file_error"]:
+        console.print(f"[yellow]sources   {data['sources_file_error']}[/yellow]")
+    table = Table(title="Sources")
+    for column in ("source", "kind", "docs", "indexed", "pending", "failed", "quarantined", "last success", "state"):
+        table.add_column(column)
+    for row in data["sources"]:
+        counts = row["by_status"]
+        state = "ok"
+        if row["last_error"]:
+            state = f"failing x{row['consecutive_failures']}: {row['last_error'][:80]}"
+        elif row["warning"]:
+            state = f"warning: {row['warning'][:80]}"
+        elif not row["configured"]:
+            state = "not in sources file"
+        table.add_row(
+            row["source"],
+            row["kind"],
+            str(row["documents"]),
+            str(counts.get("indexed", 0)),
+            str(counts.get("pending", 0)),
+            str(counts.get("failed", 0)),
+            str(counts.get("quarantined", 0)),
+            _ago(row["last_success_at"], now),
+            state,
+        )
+    console.print(table)
+    lag = data["freshness_lag_seconds"]
+    last = data["last_refresh"]
+    console.print(
+        f"pending work: {data['pending']} document(s)   "
+        f"last refresh: {_ago(last['finished_at'], now) if last else 'never'}   "
+        f"freshness lag (24h): p50 {lag['p50'] if lag['p50'] is not None else '-'} s, "
+        f"p95 {lag['p95'] if lag['p95'] is not None else '-'} s"
+    )
+    if data["failures"]:
+        console.print(f"\nOpen failures ({len(data['failures'])}, newest first):")
+        for f in data["failures"][:10]:
+            console.print(f"  {f['source']} [{f['stage']}] {f['item'][:60]}: {f['reason'][:100]} (x{f['attempts']})")
+    if data["quarantined"]:
+        console.print(f"\nQuarantined ({len(data['quarantined'])}):")
+        for q in data["quarantined"][:10]:
+            console.print(f"  {q['source']} {q['external_id'][:60]}: {q['last_error']}")
+
+
+def search_data(result: SearchResult) -> dict[str, Any]:
+    return {
+        "query": result.query,
+        "embed_ms": round(result.embed_ms, 2),
+        "search_ms": round(result.search_ms, 2),
+        "hits": [
+            {
+                "score": round(h.score, 4),
+                "title": h.payload.get("title"),
+                "url": h.payload.get("url"),
+                "published": h.payload.get("published"),
+                "source": h.payload.get("source"),
+                "doc_id": h.payload.get("doc_id"),
+                "chunk_index": h.payload.get("chunk_index"),
+                "text": h.payload.get("text"),
+            }
+            for h in result.hits
+        ],
+    }
+
+
+def print_search(data: dict[str, Any], console: Console) -> None:
+    if not data["hits"]:
+        console.print("No passages found. Is the index empty? Run `kup refresh` first.")
+        return
+    for rank, hit in enumerate(data["hits"], 1):
+        console.print(f"[bold]{rank}. {hit['title'] or '(untitled)'}[/bold]  score {hit['score']}", highlight=False)
+        console.print(
+            f"   {hit['url'] or '(no URL)'}  published {hit['published'] or 'unknown'}  [{hit['source']}]",
+            highlight=False,
+            markup=False,
+        )
+        snippet = " ".join((hit["text"] or "").split())
+        console.print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}\n", highlight=False, markup=False)
+
+
+def print_refresh(summary: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"Refresh ({summary['seconds']} s)")
+    for column in ("source", "new", "updated", "unchanged", "failed", "note"):
+        table.add_column(column)
+    for row in summary["sources"]:
+        note = row["error"] or row["skipped"] or ("not modified" if row["not_modified"] else "")
+        if row["fallbacks"]:
+            note = (note + f"; {row['fallbacks']} from feed text").lstrip("; ")
+        table.add_row(
+            row["source"], str(row["new"]), str(row["updated"]), str(row["unchanged"]), str(row["failed"]), note[:100]
+        )
+    console.print(table)
+    index = summary["index"]
+    lag = summary["freshness_lag_seconds"]
+    console.print(
+        f"indexed {index['documents']} document(s): {index['embedded']} chunk(s) embedded, {index['reused']} reused, "
+        f"{index['unchanged']} unchanged, {index['deleted']} deleted, {index['failed']} failed; "
+        f"freshness lag p50 {lag['p50']} s, p95 {lag['p95']} s"
+    )

@@ -1,0 +1,41 @@
+"""The catalog, chunking, embedding, the Qdrant stores and hybrid retrieval; never fetches from the network."""
+
+from indexing.catalog import Catalog, DocRow, mask_url, now_utc
+from indexing.chunking import Chunk, Chunker
+from indexing.edge_store import EdgeStore
+from indexing.embedding import DenseEncoder, SparseEncoder, SparseVector
+from indexing.indexer import Indexer, IndexReport
+from indexing.ingest import SourceReport, ingest_source
+from indexing.qdrant_store import QdrantStore
+from indexing.search import SearchResult, search
+from indexing.store import Changes, ChunkPoint, Hit, StoredPoint, Vectors, VectorStore, point_id
+from indexing.summary import percentiles, summarize
+
+__all__ = [
+    "Catalog",
+    "Changes",
+    "Chunk",
+    "ChunkPoint",
+    "Chunker",
+    "DenseEncoder",
+    "DocRow",
+    "EdgeStore",
+    "Hit",
+    "IndexReport",
+    "Indexer",
+    "QdrantStore",
+    "SearchResult",
+    "SourceReport",
+    "SparseEncoder",
+    "SparseVector",
+    "StoredPoint",
+    "VectorStore",
+    "Vectors",
+    "ingest_source",
+    "mask_url",
+    "now_utc",
+    "percentiles",
+    "point_id",
+    "search",
+    "summarize",
+]

@@ -1,0 +1,214 @@
+"""Qdrant Edge: the Qdrant engine in-process (HNSW, WAL), the embedded default store.
+
+An open shard holds an exclusive lock on its WAL, so the shard is opened per operation (or per
+``session()``) under an inter-process file lock and closed promptly; opening takes milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import qdrant_edge as qe
+from filelock import FileLock
+
+from connectors import StoreError
+from indexing.embedding import DENSE_SIZE, SparseVector
+from indexing.store import (
+    DATETIME_FIELDS,
+    DENSE,
+    KEYWORD_FIELDS,
+    SPARSE,
+    Changes,
+    Hit,
+    StoredPoint,
+    Vectors,
+    VectorStore,
+    rfc3339,
+    store_errors,
+)
+
+_errors = store_errors("Qdrant Edge index")
+
+_LOCK_TIMEOUT = 120.0
+
+
+def _filter(
+    sources: Sequence[str] | None = None,
+    published_after: datetime | None = None,
+    doc_ids: Sequence[str] | None = None,
+) -> qe.Filter | None:
+    must = []
+    if sources:
+        must.append(qe.FieldCondition(key="source", match=qe.MatchAny(any=list(sources))))
+    if doc_ids:
+        must.append(qe.FieldCondition(key="doc_id", match=qe.MatchAny(any=list(doc_ids))))
+    if published_after is not None:
+        must.append(qe.FieldCondition(key="published", range=qe.RangeDateTime(gte=rfc3339(published_after))))
+    return qe.Filter(must=must) if must else None
+
+
+def _sparse(vec: SparseVector) -> qe.SparseVector:
+    return qe.SparseVector(indices=vec.indices, values=vec.values)
+
+
+class EdgeStore(VectorStore):
+    def __init__(self, path: Path | str, *, dense_size: int = DENSE_SIZE) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        self.dense_size = dense_size
+        self._lock = FileLock(str(self.path) + ".lock", timeout=_LOCK_TIMEOUT)
+        self._local = threading.local()
+
+    def _config(self) -> qe.EdgeConfig:
+        return qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=self.dense_size, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+
+    def _open(self) -> qe.EdgeShard:
+        if (self.path / "edge_config.json").exists():
+            return qe.EdgeShard.load(str(self.path))
+        self.path.mkdir(parents=True, exist_ok=True)
+        shard = qe.EdgeShard.create(str(self.path), self._config())
+        for name in KEYWORD_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        for name in DATETIME_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Datetime))
+        return shard
+
+    @contextmanager
+    def _shard(self) -> Iterator[qe.EdgeShard]:
+        shard = getattr(self._local, "shard", None)
+        if shard is not None:
+            yield shard
+            return
+        try:
+            with self._lock:
+                shard = self._open()
+                try:
+                    yield shard
+                finally:
+                    shard.close()
+        except TimeoutError as exc:
+            raise StoreError(f"index at {self.path} is busy (lock not free after {_LOCK_TIMEOUT:.0f}s)") from exc
+
+    @contextmanager
+    def session(self) -> Iterator[EdgeStore]:
+        if getattr(self._local, "shard", None) is not None:
+            yield self
+            return
+        with self._shard() as shard:
+            self._local.shard = shard
+            try:
+                yield self
+            finally:
+                self._local.shard = None
+
+    @_errors
+    def points_of(self, doc_ids: Sequence[str]) -> dict[str, list[StoredPoint]]:
+        found: dict[str, list[StoredPoint]] = {d: [] for d in doc_ids}
+        if not doc_ids:
+            return found
+        with self._shard() as shard:
+            offset = None
+            while True:
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(offset=offset, limit=1000, filter=_filter(doc_ids=doc_ids), with_payload=True)
+                )
+                for r in records:
+                    found.setdefault(r.payload["doc_id"], []).append(StoredPoint(str(r.id), r.payload))
+                if offset is None:
+                    break
+        return found
+
+    @_errors
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        if not ids:
+            return {}
+        with self._shard() as shard:
+            records = shard.retrieve(list(ids), with_payload=False, with_vector=True)
+        out = {}
+        for r in records:
+            sparse = r.vector[SPARSE]
+            out[str(r.id)] = Vectors(list(r.vector[DENSE]), SparseVector(list(sparse.indices), list(sparse.values)))
+        return out
+
+    @_errors
+    def apply(self, changes: Changes) -> None:
+        if not changes:
+            return
+        with self._shard() as shard:
+            if changes.upserts:
+                shard.update(
+                    qe.UpdateOperation.upsert_points(
+                        [
+                            qe.Point(p.id, {DENSE: p.vectors.dense, SPARSE: _sparse(p.vectors.sparse)}, p.payload)
+                            for p in changes.upserts
+                        ]
+                    )
+                )
+            for pid, payload in changes.payloads:
+                shard.update(qe.UpdateOperation.overwrite_payload([pid], payload))
+            if changes.deletes:
+                shard.update(qe.UpdateOperation.delete_points(list(changes.deletes)))
+            shard.flush()
+
+    @_errors
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        if not doc_ids:
+            return
+        with self._shard() as shard:
+            shard.update(qe.UpdateOperation.delete_points_by_filter(_filter(doc_ids=doc_ids)))
+            shard.flush()
+
+    @_errors
+    def search(
+        self,
+        dense: list[float],
+        sparse: SparseVector,
+        *,
+        limit: int = 10,
+        sources: Sequence[str] | None = None,
+        published_after: datetime | None = None,
+        prefetch: int | None = None,
+    ) -> list[Hit]:
+        if not self.path.exists():
+            return []
+        depth = prefetch or max(4 * limit, 20)
+        flt = _filter(sources, published_after)
+        request = qe.QueryRequest(
+            limit=limit,
+            prefetches=[
+                qe.Prefetch(limit=depth, query=qe.Query.Nearest(dense, using=DENSE), filter=flt),
+                qe.Prefetch(limit=depth, query=qe.Query.Nearest(_sparse(sparse), using=SPARSE), filter=flt),
+            ],
+            query=qe.Fusion.Rrf(k=60),
+            filter=flt,
+            with_payload=True,
+        )
+        with self._shard() as shard:
+            points = shard.query(request)
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+
+    @_errors
+    def count(self, *, source: str | None = None) -> int:
+        if not self.path.exists():
+            return 0
+        with self._shard() as shard:
+            return shard.count(qe.CountRequest(exact=True, filter=_filter(sources=[source] if source else None)))
+
+    def scan(self, *, batch: int = 1000) -> Iterator[StoredPoint]:
+        if not self.path.exists():
+            return
+        offset = None
+        while True:
+            with self._shard() as shard:
+                records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=batch, with_payload=True))
+            for r in records:
+                yield StoredPoint(str(r.id), dict(r.payload or {}))
+            if offset is None:
+                return

