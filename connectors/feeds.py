@@ -128,7 +128,7 @@ def parse_feed(content: bytes, *, url: str, content_type: str = "") -> tuple[lis
     if not parsed.entries:
         if complaint:
             raise SourceError(f"feed {url} is unusable: {complaint}")
-        if not parsed.get("version") and not parsed.feed:
+        if not parsed.get("version"):
             raise SourceError(f"{url} is not an RSS or Atom feed")
     return parsed.entries, complaint
 

@@ -1,0 +1,17 @@
+# The two commands: `make up` runs the pipeline, `make test` runs the test suite.
+# Both set up .venv on first use (scripts/bootstrap).
+
+.PHONY: up test lint bootstrap
+
+bootstrap:
+	@./scripts/bootstrap
+
+up: bootstrap
+	.venv/bin/kup up
+
+test: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/pytest -m "slow or not slow" -p no:cacheprovider
+
+lint: bootstrap
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
