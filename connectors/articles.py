@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 from dataclasses import dataclass
@@ -16,7 +17,10 @@ logger = logging.getLogger(__name__)
 
 MIN_ARTICLE_CHARS = 200  # less than this is boilerplate (a menu, a cookie notice), not an article
 
-_CHARSET = re.compile(r"charset=([\w.:-]+)", re.I)
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.I)
+# The WHATWG encoding standard reads these labels as windows-1252, as browsers do: pages that say
+# latin-1 routinely hold cp1252 quotes and dashes, which a strict decoder turns into control characters.
+_AS_WINDOWS_1252 = {"iso8859-1", "ascii"}
 _BLOCK_TAGS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr")
 
 
@@ -34,8 +38,9 @@ def decode_html(content: bytes, content_type: str = "") -> str | bytes:
     match = _CHARSET.search(content_type or "")
     if match:
         try:
-            return content.decode(match.group(1), errors="replace")
-        except LookupError:
+            encoding = codecs.lookup(match.group(1)).name
+            return content.decode("cp1252" if encoding in _AS_WINDOWS_1252 else encoding, errors="replace")
+        except LookupError:  # unknown, or not a text encoding at all ("base64")
             logger.debug("unknown charset %s; sniffing instead", match.group(1))
     return content
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import feedparser
 
@@ -78,12 +78,45 @@ class _Entry:
 
 
 def canonical_url(url: str) -> str:
-    """Scheme and host lower-cased, fragment and tracking parameters dropped."""
+    """Scheme and host lower-cased, fragment and tracking parameters dropped.
+
+    The other query parameters keep their order and spelling: re-encoding them could change what
+    the server answers (``?a`` is not ``?a=``). Raises ``ValueError`` for a URL that does not parse.
+    """
     parts = urlsplit(url.strip())
-    query = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING_PARAMS)
-    ]
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", urlencode(query), ""))
+    query = "&".join(
+        pair
+        for pair in parts.query.split("&")
+        if pair and not unquote_plus(pair.split("=", 1)[0]).lower().startswith(_TRACKING_PARAMS)
+    )
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", query, ""))
+
+
+def _article_link(value: str | None) -> str | None:
+    """The entry's canonical http(s) link, or None when it has none we could fetch."""
+    if not value:
+        return None
+    try:
+        return canonical_url(value) if urlsplit(value.strip()).scheme in ("http", "https") else None
+    except ValueError:  # e.g. a broken IPv6 literal; one bad link must not sink the whole feed
+        logger.info("ignoring the unusable entry link %r", value)
+        return None
+
+
+def _feed_content_type(content_type: str) -> str:
+    """The content type to hand feedparser, read as RFC 7303 says.
+
+    feedparser still follows RFC 3023, for which ``text/xml`` without a charset means us-ascii, and
+    flags every such feed holding a non-ASCII character as malformed; RFC 7303 lets the XML
+    declaration decide, as for ``application/xml``.
+    """
+    media, _, params = (content_type or "").partition(";")
+    media = media.strip().lower()
+    if not media:
+        return "application/xml"
+    if media.startswith("text/") and media.endswith("xml") and "charset" not in params.lower():
+        return "application/" + media.removeprefix("text/") + (f";{params}" if params else "")
+    return content_type
 
 
 def _struct_to_utc(value: Any) -> datetime | None:
@@ -96,8 +129,7 @@ def _struct_to_utc(value: Any) -> datetime | None:
 
 
 def _entry(raw: Mapping[str, Any]) -> _Entry | ItemFailure:
-    link = raw.get("link") or None
-    link = canonical_url(link) if link and urlsplit(link).scheme in ("http", "https") else None
+    link = _article_link(raw.get("link"))
     title = html_to_text(raw.get("title", ""))
     contents = raw.get("content") or []
     summary_html = (contents[0].get("value") if contents else None) or raw.get("summary", "") or ""
@@ -122,9 +154,9 @@ def parse_feed(content: bytes, *, url: str, content_type: str = "") -> tuple[lis
     Raises ``SourceError`` when nothing usable came out.
     """
     parsed = feedparser.parse(
-        content, response_headers={"content-type": content_type or "application/xml", "content-location": url}
+        content, response_headers={"content-type": _feed_content_type(content_type), "content-location": url}
     )
-    complaint = str(parsed.get("bozo_exception", "")) or "malformed feed" if parsed.get("bozo") else None
+    complaint = (str(parsed.get("bozo_exception", "")) or "malformed feed") if parsed.get("bozo") else None
     if not parsed.entries:
         if complaint:
             raise SourceError(f"feed {url} is unusable: {complaint}")

@@ -9,6 +9,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -75,6 +76,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - time.time())
 
 
@@ -185,8 +188,8 @@ class Fetcher:
 
     def _get_once(self, url: str, headers: dict[str, str]) -> FetchResult:
         p = self.policy
-        deadline = time.monotonic() + p.total_timeout
         with self._slot(url):
+            deadline = time.monotonic() + p.total_timeout  # from the request, not from the wait for a slot
             try:
                 with self._client.stream("GET", url, headers=headers) as response:
                     declared = response.headers.get("content-length")
@@ -201,7 +204,7 @@ class Fetcher:
                                 raise FetchError(f"{url} exceeds the {p.max_bytes}-byte cap")
                             if time.monotonic() > deadline:
                                 raise FetchError(
-                                    f"{url} took longer than {p.total_timeout:.0f}s to download", transient=True
+                                    f"{url} took longer than {p.total_timeout:g}s to download", transient=True
                                 )
                             chunks.append(chunk)
                     return FetchResult(
@@ -213,6 +216,8 @@ class Fetcher:
                     )
             except httpx.TimeoutException as exc:
                 raise FetchError(f"timed out fetching {url} ({type(exc).__name__})", transient=True) from exc
+            except httpx.InvalidURL as exc:  # not an HTTPError: httpx raises it before any I/O
+                raise FetchError(f"refused {url!r}: {exc}") from exc
             except httpx.DecodingError as exc:
                 raise FetchError(f"could not decode the response from {url}: {exc}") from exc
             except httpx.HTTPError as exc:

@@ -36,12 +36,15 @@ def check_url(url: str, *, allow_private: bool) -> None:
     The check resolves the host itself; a DNS answer that changes between this check and the
     connection (DNS rebinding) is not caught here.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:  # a bad port or a broken IPv6 literal
+        raise FetchError(f"refused {url!r}: {exc}") from exc
     if parts.scheme not in _ALLOWED_SCHEMES or not parts.hostname:
         raise FetchError(f"refused {url!r}: only http(s) URLs with a host are fetched")
     if allow_private:
         return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     for address in resolve(parts.hostname, port):
         if not _is_public(address):
             raise FetchError(

@@ -119,21 +119,16 @@ def refresh(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON")] = False,
 ) -> None:
     """Pull every source once and index what is new or changed (a Prefect flow run)."""
-    s = settings()
+    from connectors import load_sources, select_sources
     from flows.server import api_reachable
 
+    s = settings()
+    select_sources(load_sources(s.sources_file), source)  # a bad sources file fails before Prefect starts
     if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
         os.environ["PREFECT_API_URL"] = s.prefect_api_url  # the run shows up in `kup up`'s dashboard
     from flows.refresh import refresh as refresh_flow
     from flows.views import print_refresh, to_json
 
-    # Fail on a bad sources file before any Prefect machinery starts.
-    from flows.runtime import Runtime
-
-    with Runtime(s) as runtime:
-        from connectors import select_sources
-
-        select_sources(runtime.sources(), source)
     summary = refresh_flow(sources=source or None, force=force)
     if as_json:
         console.print_json(to_json(summary))

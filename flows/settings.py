@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(200, ge=16, le=512, description="chunk body size in tokens; MiniLM reads 256")
     chunk_overlap: int = Field(32, ge=0, le=256, description="tokens repeated from the previous chunk for context")
     embed_batch_size: int = Field(64, ge=1, le=1024, description="texts per encoder call; 32-128 saturate a CPU")
-    index_batch_docs: int = Field(32, ge=1, le=10_000, description="documents claimed and written per index batch")
+    index_batch_docs: int = Field(128, ge=1, le=10_000, description="documents claimed and written per index batch")
 
     # Fetching ----------------------------------------------------------------------------------
     source_concurrency: int = Field(4, ge=1, le=64, description="sources pulled at once in a refresh")

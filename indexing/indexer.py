@@ -68,7 +68,7 @@ class Indexer:
         dense: DenseEncoder,
         sparse: SparseEncoder,
         *,
-        batch_size: int = 32,
+        batch_size: int = 128,
     ) -> None:
         self.catalog = catalog
         self.store = store

@@ -79,6 +79,7 @@ documents = Table(
     Index("ix_documents_status_next", "status", "next_attempt_at"),
     Index("ix_documents_source_status", "source", "status"),
     Index("ix_documents_indexed_at", "indexed_at"),
+    Index("ix_documents_lease_until", "lease_until"),
 )
 
 source_state = Table(

@@ -45,8 +45,14 @@ def test_changed_article_replaces_its_chunks(pipeline) -> None:
     refresh()
 
     page = "/world/article/0"
-    pipeline.server.set(page, article_html("Story number 0", ["The harbour bridge reopened after repairs."] * 3
-                                           + ["Officials thanked the engineers for their fast work today."] * 3))
+    pipeline.server.set(
+        page,
+        article_html(
+            "Story number 0",
+            ["The harbour bridge reopened after repairs."] * 3
+            + ["Officials thanked the engineers for their fast work today."] * 3,
+        ),
+    )
     items[0].summary = "Updated summary."
     pipeline.server.set("/world", rss(items), content_type="application/rss+xml", etag='"v2"')
     summary = refresh()

@@ -17,8 +17,13 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 def doc(n: int, text_: str = "body", source: str = "news", published: datetime | None = T0) -> Document:
     return Document(
-        source=source, external_id=f"guid-{n}", text=f"{text_} {n}", title=f"Title {n}",
-        url=f"https://example.com/{n}", published_at=published, entry_hash=f"entry-{n}",
+        source=source,
+        external_id=f"guid-{n}",
+        text=f"{text_} {n}",
+        title=f"Title {n}",
+        url=f"https://example.com/{n}",
+        published_at=published,
+        entry_hash=f"entry-{n}",
     )
 
 

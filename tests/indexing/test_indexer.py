@@ -14,8 +14,12 @@ from tests.support.feedserver import paragraphs
 
 def article(n: int, paras: list[str], title: str | None = None) -> Document:
     return Document(
-        source="news", external_id=f"guid-{n}", text="\n\n".join(paras), title=title or f"Article {n}",
-        url=f"https://example.com/{n}", published_at=datetime(2026, 11, 1, tzinfo=UTC),
+        source="news",
+        external_id=f"guid-{n}",
+        text="\n\n".join(paras),
+        title=title or f"Article {n}",
+        url=f"https://example.com/{n}",
+        published_at=datetime(2026, 11, 1, tzinfo=UTC),
     )
 
 

@@ -36,8 +36,14 @@ def make_points(dense, sparse, source: str = "news", published: str = "2026-11-0
     points = []
     for n, d, s in zip(names, dense_vecs, sparse_vecs, strict=True):
         payload = {
-            "doc_id": f"doc-{n}", "source": source, "url": f"https://example.com/{n}", "title": n.title(),
-            "published": published, "language": "en", "chunk_index": 0, "text": TEXTS[n],
+            "doc_id": f"doc-{n}",
+            "source": source,
+            "url": f"https://example.com/{n}",
+            "title": n.title(),
+            "published": published,
+            "language": "en",
+            "chunk_index": 0,
+            "text": TEXTS[n],
             "chunk_hash": text_hash(TEXTS[n]),
         }
         points.append(ChunkPoint(point_id(f"doc-{n}", 0), Vectors(d.tolist(), s), payload))
@@ -74,13 +80,13 @@ def test_upsert_search_and_filters(store, dense, sparse) -> None:
     only_wire = store.search(dense.encode_query(query), sparse.encode_query(query), limit=10, sources=["wire"])
     assert only_wire and {h.payload["source"] for h in only_wire} == {"wire"}
     recent = store.search(
-        dense.encode_query(query), sparse.encode_query(query), limit=10,
+        dense.encode_query(query),
+        sparse.encode_query(query),
+        limit=10,
         published_after=datetime(2026, 11, 10, tzinfo=UTC),
     )
     assert recent and all(h.payload["published"] == "2026-11-20T00:00:00Z" for h in recent)
-    assert store.search(
-        dense.encode_query(query), sparse.encode_query(query), limit=5, sources=["nobody"]
-    ) == []
+    assert store.search(dense.encode_query(query), sparse.encode_query(query), limit=5, sources=["nobody"]) == []
 
 
 def test_sparse_side_finds_rare_terms(store, dense, sparse) -> None:
@@ -96,8 +102,9 @@ def test_points_of_vectors_payload_updates_and_deletes(store, dense, sparse) -> 
     assert [p.payload["text"] for p in found["doc-storm"]] == [TEXTS["storm"]]
 
     vectors = store.vectors([points[0].id])[points[0].id]
-    assert math.isclose(sum(a * b for a, b in zip(vectors.dense, points[0].vectors.dense, strict=True)), 1.0,
-                        rel_tol=1e-4)
+    assert math.isclose(
+        sum(a * b for a, b in zip(vectors.dense, points[0].vectors.dense, strict=True)), 1.0, rel_tol=1e-4
+    )
     assert vectors.sparse.indices == points[0].vectors.sparse.indices
 
     new_payload = dict(points[0].payload, title="Renamed")

@@ -49,6 +49,7 @@ def upgrade() -> None:
     op.create_index("ix_documents_status_next", "documents", ["status", "next_attempt_at"])
     op.create_index("ix_documents_source_status", "documents", ["source", "status"])
     op.create_index("ix_documents_indexed_at", "documents", ["indexed_at"])
+    op.create_index("ix_documents_lease_until", "documents", ["lease_until"])
     op.create_table(
         "source_state",
         sa.Column("source", sa.String(64), primary_key=True),

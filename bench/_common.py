@@ -1,0 +1,32 @@
+"""Shared bench helpers: repo on sys.path, offline env, a temporary pipeline, one JSON line out."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def machine() -> dict:
+    import torch
+
+    return {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0]}
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def emit(name: str, figures: dict) -> None:
+    print(json.dumps({"bench": name, **figures, "machine": machine()}, default=str))

@@ -1,0 +1,49 @@
+"""Fixtures for connector tests: a fresh local feed server per test and fetchers that talk to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from connectors import FeedSource, Fetcher, FetchPolicy
+from tests.support.feedserver import FeedServer
+
+FAST = {"backoff": 0.01, "connect_timeout": 2.0, "read_timeout": 2.0, "total_timeout": 5.0}
+"""Policy figures that keep failing fetches quick; each test overrides what it is about."""
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as feed_server:
+        yield feed_server
+
+
+@pytest.fixture
+def make_fetcher(server: FeedServer) -> Iterator[Callable[..., Fetcher]]:
+    """Build fetchers with ``FAST`` defaults plus overrides; all are closed before the server stops."""
+    made: list[Fetcher] = []
+
+    def make(**policy: object) -> Fetcher:
+        fetcher = Fetcher(FetchPolicy(**{**FAST, **policy}))
+        made.append(fetcher)
+        return fetcher
+
+    yield make
+    for fetcher in made:
+        fetcher.close()
+
+
+@pytest.fixture
+def fetcher(make_fetcher: Callable[..., Fetcher]) -> Fetcher:
+    return make_fetcher()
+
+
+@pytest.fixture
+def feed_source(server: FeedServer) -> Callable[..., FeedSource]:
+    """A feed source on the local server (private addresses allowed, since it is loopback)."""
+
+    def make(path: str = "/feed.xml", *, name: str = "test-feed", **options: object) -> FeedSource:
+        return FeedSource(name=name, url=server.url(path), **{"allow_private_addresses": True, **options})
+
+    return make

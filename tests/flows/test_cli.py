@@ -1,0 +1,99 @@
+"""The real ``kup`` CLI (Typer's runner, in-process under the Prefect harness): output, JSON, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app, parse_when
+
+pytestmark = pytest.mark.usefixtures("prefect_harness", "restore_environ")
+
+
+def kup(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def test_refresh_search_and_status(pipeline) -> None:
+    pipeline.publish("/world", 3)
+    pipeline.write_sources({"world": "/world"})
+
+    result = kup("refresh")
+    assert result.exit_code == 0, result.output
+    assert "world" in result.output and "indexed 3 document(s)" in result.output
+
+    found = kup("search", "Story number 2", "--limit", "2", "--json")
+    assert found.exit_code == 0, found.output
+    data = json.loads(found.output)
+    assert len(data["hits"]) == 2
+    top = data["hits"][0]
+    assert top["title"] == "Story number 2" and top["url"].endswith("/world/article/2")
+    assert top["published"].endswith("Z") and top["score"] > 0
+
+    human = kup("search", "Story number 2")
+    assert "Story number 2" in human.output and "/world/article/2" in human.output and "published" in human.output
+
+    status = json.loads(kup("status", "--json").output)
+    [world] = status["sources"]
+    assert world["source"] == "world" and world["by_status"] == {"indexed": 3} and world["last_error"] is None
+    assert status["pending"] == 0 and status["points"] > 3
+    assert status["last_refresh"]["totals"]["new"] == 3
+    assert status["freshness_lag_seconds"]["p95"] is not None
+
+    table = kup("status")
+    assert table.exit_code == 0 and "world" in table.output and "freshness lag" in table.output
+
+
+def test_flags_select_another_pipeline(pipeline, tmp_path) -> None:
+    pipeline.publish("/world", 1)
+    other_sources = tmp_path / "other.yaml"
+    other_sources.write_text(
+        f"sources:\n  - name: other\n    url: {pipeline.server.url('/world')}\n    allow_private_addresses: true\n"
+    )
+    other_data = tmp_path / "other-data"
+    result = kup("--data-dir", str(other_data), "--sources", str(other_sources), "refresh", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["totals"]["new"] == 1
+    assert (other_data / "catalog.db").exists() and not pipeline.data_dir.joinpath("catalog.db").exists()
+
+
+def test_search_on_an_empty_index_says_so(pipeline) -> None:
+    pipeline.write_sources({})
+    result = kup("search", "anything")
+    assert result.exit_code == 0 and "No passages found" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "   "], "query is empty"),
+        (["search", "x", "--since", "last tuesday"], "--since 'last tuesday' is not a date"),
+        (["search", "x", "--limit", "0"], "--limit must be between 1 and 100"),
+        (["refresh", "--source", "nope"], "unknown source(s): nope"),
+        (["--sources", "/does/not/exist.yaml", "refresh"], "does not exist"),
+    ],
+)
+def test_user_mistakes_get_one_sentence_and_exit_2(pipeline, args, message) -> None:
+    pipeline.write_sources({"world": "/world"})
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_invalid_sources_file_and_settings(pipeline) -> None:
+    pipeline.sources_file.write_text("sources:\n  - name: Bad Name\n    url: not-a-url\n")
+    result = CliRunner().invoke(app, ["refresh"])
+    assert result.exit_code == 2 and "sources.0.name" in result.output and "sources.0.url" in result.output
+    bad_env = CliRunner().invoke(app, ["status"], env={"KUP_CHUNK_TOKENS": "lots"})
+    assert bad_env.exit_code == 2 and "KUP_CHUNK_TOKENS" in bad_env.output
+    assert "Traceback" not in bad_env.output
+
+
+def test_parse_when() -> None:
+    assert parse_when("2026-11-01").isoformat() == "2026-11-01T00:00:00+00:00"
+    assert parse_when("2026-11-01T08:00Z").hour == 8
+    gap = parse_when("0d") - parse_when("2d")
+    assert abs(gap.total_seconds() - 2 * 86400) < 5
