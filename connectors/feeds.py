@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 import feedparser
 
@@ -92,12 +92,13 @@ def canonical_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", query, ""))
 
 
-def _article_link(value: str | None) -> str | None:
-    """The entry's canonical http(s) link, or None when it has none we could fetch."""
+def _article_link(value: str | None, base_url: str) -> str | None:
+    """The entry's canonical http(s) link, resolved against the feed's URL; None when there is none to fetch."""
     if not value:
         return None
     try:
-        return canonical_url(value) if urlsplit(value.strip()).scheme in ("http", "https") else None
+        link = urljoin(base_url, value.strip())
+        return canonical_url(link) if urlsplit(link).scheme in ("http", "https") else None
     except ValueError:  # e.g. a broken IPv6 literal; one bad link must not sink the whole feed
         logger.info("ignoring the unusable entry link %r", value)
         return None
@@ -128,8 +129,8 @@ def _struct_to_utc(value: Any) -> datetime | None:
         return None
 
 
-def _entry(raw: Mapping[str, Any]) -> _Entry | ItemFailure:
-    link = _article_link(raw.get("link"))
+def _entry(raw: Mapping[str, Any], base_url: str) -> _Entry | ItemFailure:
+    link = _article_link(raw.get("link"), base_url)
     title = html_to_text(raw.get("title", ""))
     contents = raw.get("content") or []
     summary_html = (contents[0].get("value") if contents else None) or raw.get("summary", "") or ""
@@ -151,17 +152,17 @@ def _entry(raw: Mapping[str, Any]) -> _Entry | ItemFailure:
 def parse_feed(content: bytes, *, url: str, content_type: str = "") -> tuple[list[Mapping[str, Any]], str | None]:
     """The raw entries of a feed and, for a "bozo" feed that still parsed, the parser's complaint.
 
-    Raises ``SourceError`` when nothing usable came out.
+    Raises ``SourceError`` when nothing usable came out. Relative links are left for the caller to
+    resolve against ``url``: given a base (``content-location``), feedparser would also resolve
+    relative GUIDs such as ``12345``, and every id would change the day the feed moves.
     """
-    parsed = feedparser.parse(
-        content, response_headers={"content-type": _feed_content_type(content_type), "content-location": url}
-    )
+    parsed = feedparser.parse(content, response_headers={"content-type": _feed_content_type(content_type)})
     complaint = (str(parsed.get("bozo_exception", "")) or "malformed feed") if parsed.get("bozo") else None
     if not parsed.entries:
+        if not parsed.get("version"):
+            raise SourceError(f"{url} is not an RSS or Atom feed" + (f" ({complaint})" if complaint else ""))
         if complaint:
             raise SourceError(f"feed {url} is unusable: {complaint}")
-        if not parsed.get("version"):
-            raise SourceError(f"{url} is not an RSS or Atom feed")
     return parsed.entries, complaint
 
 
@@ -261,7 +262,7 @@ def pull_feed(
     entries: list[_Entry] = []
     seen: set[str] = set()
     for raw in raw_entries[: source.max_items]:
-        entry = _entry(raw)
+        entry = _entry(raw, result.final_url)
         if isinstance(entry, ItemFailure):
             pull.failures.append(entry)
             continue

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import urlsplit
+
+from protego import Protego
 
 from connectors.errors import FetchError
 
@@ -19,83 +20,26 @@ logger = logging.getLogger(__name__)
 
 _TTL_SECONDS = 3600.0
 _ERROR_TTL_SECONDS = 300.0
-_SAFE = "/?=&;:@!$'()*+,~-._%"  # characters left as they are when paths are normalized for matching
-
-
-def _normalize(path: str) -> str:
-    """One spelling per path, so that ``/a%7Eb`` and ``/a~b`` match the same rules."""
-    return quote(unquote(path), safe=_SAFE)
-
-
-@dataclass
-class _Rule:
-    allow: bool
-    pattern: str
-    regex: re.Pattern[str]
-
-
-def _rule(allow: bool, pattern: str) -> _Rule:
-    path = _normalize(pattern)
-    anchored = path.endswith("$")
-    body = ".*".join(re.escape(part) for part in (path[:-1] if anchored else path).split("*"))
-    return _Rule(allow, path, re.compile(body + (r"\Z" if anchored else "")))
 
 
 @dataclass
 class RobotsRules:
-    """The groups of one robots.txt; ``allowed`` applies RFC 9309's longest-match rule with wildcards.
+    """One origin's robots.txt, matched by Protego (RFC 9309: longest match wins, ``*`` and ``$``)."""
 
-    (``urllib.robotparser`` takes the first matching line and knows no ``*`` or ``$``, so it lets
-    ``Allow: /`` before ``Disallow: /private`` open everything.)
-    """
-
-    groups: dict[str, list[_Rule]] = field(default_factory=dict)
+    parsed: Protego | None = None
     allow_all: bool = False
     disallow_all: bool = False
 
     @classmethod
     def parse(cls, text: str) -> RobotsRules:
-        rules = cls()
-        agents: list[str] = []
-        in_rules = False
-        for raw in text.splitlines():
-            key, sep, value = raw.split("#", 1)[0].partition(":")
-            if not sep:
-                continue
-            key, value = key.strip().lower(), value.strip()
-            if key == "user-agent":
-                if in_rules:  # a user-agent line after rules starts a new group
-                    agents, in_rules = [], False
-                agents.append(value.lower())
-                rules.groups.setdefault(value.lower(), [])
-            elif key in ("allow", "disallow"):
-                in_rules = True
-                if value:  # an empty Disallow allows everything, an empty Allow says nothing
-                    for agent in agents:
-                        rules.groups[agent].append(_rule(key == "allow", value))
-        return rules
+        return cls(parsed=Protego.parse(text))
 
     def allowed(self, url: str, agent: str) -> bool:
         if self.disallow_all:
             return False
-        if self.allow_all:
+        if self.allow_all or self.parsed is None or urlsplit(url).path == "/robots.txt":
             return True
-        parts = urlsplit(url)
-        path = _normalize(parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if path == "/robots.txt":
-            return True
-        group = self.groups.get(agent.lower())
-        if group is None:
-            group = self.groups.get("*", [])
-        best: _Rule | None = None
-        for rule in group:
-            if rule.regex.match(path) and (
-                best is None
-                or len(rule.pattern) > len(best.pattern)
-                or (len(rule.pattern) == len(best.pattern) and rule.allow)  # a tie goes to Allow
-            ):
-                best = rule
-        return best is None or best.allow
+        return self.parsed.can_fetch(url, agent)
 
 
 class RobotsCache:

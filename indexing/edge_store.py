@@ -158,6 +158,13 @@ class EdgeStore(VectorStore):
             shard.flush()
 
     @_errors
+    def optimize(self) -> bool:
+        if not self.path.exists():
+            return False
+        with self._shard() as shard:
+            return bool(shard.optimize())
+
+    @_errors
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         if not doc_ids:
             return

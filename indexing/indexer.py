@@ -43,6 +43,7 @@ class IndexReport:
     unchanged: int = 0  # chunks already right in the store
     deleted: int = 0  # stale points removed
     failed: int = 0  # documents left for a retry
+    optimize_seconds: float = 0.0  # building HNSW for segments that outgrew brute force
     seconds: float = 0.0
     lags: list[float] = field(default_factory=list)  # seconds from publication to searchable
     errors: list[str] = field(default_factory=list)
@@ -183,5 +184,12 @@ class Indexer:
                 break  # the store is likely down: leave the rest pending for the next run
             if on_progress:
                 on_progress(report.documents)
+        if report.embedded or report.reused or report.deleted:
+            t0 = time.perf_counter()
+            try:
+                self.store.optimize()
+            except KupError as exc:  # the points are written; indexing them can wait for the next run
+                report.errors.append(f"optimize: {exc}")
+            report.optimize_seconds = time.perf_counter() - t0
         report.seconds = time.perf_counter() - started
         return report

@@ -132,5 +132,12 @@ class VectorStore(ABC):
     def scan(self, *, batch: int = 1000) -> Iterator[StoredPoint]:
         """Every point with its payload (for checks and rebuilds)."""
 
+    def optimize(self) -> bool:
+        """Build indexes (HNSW) for segments that outgrew brute force; cheap when nothing is due.
+
+        A Qdrant server does this in the background; the embedded engine does it when asked.
+        """
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

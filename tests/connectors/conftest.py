@@ -13,10 +13,19 @@ FAST = {"backoff": 0.01, "connect_timeout": 2.0, "read_timeout": 2.0, "total_tim
 """Policy figures that keep failing fetches quick; each test overrides what it is about."""
 
 
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as feed_server:
+@pytest.fixture(scope="module")
+def _module_server() -> Iterator[FeedServer]:
+    with FeedServer() as feed_server:  # stopping one takes half a second, so a module shares it
         yield feed_server
+
+
+@pytest.fixture
+def server(_module_server: FeedServer) -> FeedServer:
+    """The module's server with no routes and zeroed counters, as if it had just started."""
+    _module_server.routes.clear()
+    _module_server.hits.clear()
+    _module_server.requests.clear()
+    return _module_server
 
 
 @pytest.fixture
