@@ -17,8 +17,8 @@ from pathlib import Path
 from _common import emit, peak_rss_mb
 
 from connectors import FeedSource, Fetcher, FetchPolicy
-from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder, ingest_source
 from connectors.articles import detect_language
+from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder, ingest_source
 from indexing.indexer import embed_text
 from tests.support.feedserver import FeedServer, Item, article_html, paragraphs, rss
 
