@@ -1,8 +1,8 @@
 """Talking to the outside world: polite HTTP, feeds and (later) SQL sources, yielding Documents."""
 
-from connectors.document import Document, document_id, utc
+from connectors.document import Document, ItemFailure, document_id, utc
 from connectors.errors import ConfigError, FetchError, InputError, KupError, SourceError, StoreError
-from connectors.feeds import FeedPull, FeedState, ItemFailure, pull_feed
+from connectors.feeds import FeedPull, FeedState, pull_feed
 from connectors.fetching import Fetcher, FetchPolicy
 from connectors.sources import FeedSource, Source, load_sources, select_sources
 

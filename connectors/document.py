@@ -53,3 +53,13 @@ class Document:
             default=str,
         )
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass
+class ItemFailure:
+    """An item (feed entry, table row) that cannot become a document; it is quarantined with its reason."""
+
+    external_id: str
+    reason: str
+    url: str | None = None
+    title: str = ""

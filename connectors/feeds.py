@@ -16,7 +16,7 @@ from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 import feedparser
 
 from connectors.articles import decode_html, detect_language, extract_article, html_to_text
-from connectors.document import Document
+from connectors.document import Document, ItemFailure
 from connectors.errors import FetchError, SourceError
 from connectors.fetching import Fetcher
 from connectors.sources import FeedSource
@@ -43,16 +43,6 @@ class FeedState:
 
     def to_cursor(self) -> dict[str, Any]:
         return {"etag": self.etag, "last_modified": self.last_modified}
-
-
-@dataclass
-class ItemFailure:
-    """An entry that cannot become a document; it is quarantined with its reason."""
-
-    external_id: str
-    reason: str
-    url: str | None = None
-    title: str = ""
 
 
 @dataclass

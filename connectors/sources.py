@@ -1,12 +1,24 @@
-"""The sources file (``sources.yaml``): which feeds (and later databases) a pipeline pulls."""
+"""The sources file (``sources.yaml``): which feeds and databases a pipeline pulls."""
 
 from __future__ import annotations
 
+import re
+import string
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    HttpUrl,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from connectors.errors import ConfigError
 
@@ -33,7 +45,81 @@ class FeedSource(BaseModel):
         return value
 
 
-Source = FeedSource
+def template_fields(template: str) -> list[str]:
+    """The column names a ``{column}`` template refers to."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
+_SELECT = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
+
+
+class SqlSource(BaseModel):
+    """A table or read-only query in an SQL database; rows become documents, changes and deletes follow."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: Literal["sql"]
+    name: Annotated[str, Field(pattern=_NAME_PATTERN)]
+    url_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # the URL lives in the environment only
+    table: str | None = None
+    db_schema: str | None = Field(None, alias="schema")
+    query: str | None = None  # a read-only SELECT; used instead of table
+    id_columns: Annotated[list[str], Field(min_length=1)]
+    text: str  # template such as "{title}\n\n{body}"
+    title: str | None = None  # template; default: no title
+    url: str | None = None  # template such as "https://wiki.example.com/page/{id}"
+    metadata_columns: list[str] = Field(default_factory=list)
+    updated_column: str  # orders changes: an updated_at timestamp or a monotonically increasing version
+    published_column: str | None = None  # default: the updated column when it is a timestamp
+    deleted_column: str | None = None  # soft deletes: a truthy value removes the row from the index
+    reconcile_minutes: Annotated[float, Field(ge=0)] | None = 60  # find hard deletes this often; None: never
+    lookback: Annotated[float, Field(ge=0)] = 300  # re-read this much before the cursor (s, or version units)
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    max_delete_fraction: Annotated[float, Field(ge=0, le=1)] = 0.2  # mass-deletion guard for reconciliation
+    timezone: str = "UTC"  # of naive timestamp columns
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        if self.query is not None:
+            body = self.query.strip().rstrip(";")
+            if not _SELECT.match(body) or ";" in body:
+                raise ValueError("query must be a single SELECT (or WITH ... SELECT) statement")
+            self.query = body
+        for name, template in (("text", self.text), ("title", self.title), ("url", self.url)):
+            if template is not None:
+                try:
+                    template_fields(template)
+                except ValueError as exc:
+                    raise ValueError(f"{name} template is malformed: {exc}") from exc
+        return self
+
+    def columns(self) -> dict[str, str]:
+        """Every column the configuration names, with the setting that names it."""
+        named: dict[str, str] = {}
+        for col in self.id_columns:
+            named.setdefault(col, "id_columns")
+        named.setdefault(self.updated_column, "updated_column")
+        for setting, template in (("text", self.text), ("title", self.title), ("url", self.url)):
+            for col in template_fields(template or ""):
+                named.setdefault(col, f"{setting} template")
+        for col in self.metadata_columns:
+            named.setdefault(col, "metadata_columns")
+        if self.published_column:
+            named.setdefault(self.published_column, "published_column")
+        if self.deleted_column:
+            named.setdefault(self.deleted_column, "deleted_column")
+        return named
+
+
+def _source_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "feed"))
+    return getattr(value, "type", "feed")
+
+
+Source = Annotated[Annotated[FeedSource, Tag("feed")] | Annotated[SqlSource, Tag("sql")], Discriminator(_source_kind)]
 
 
 class SourcesFile(BaseModel):
@@ -58,14 +144,23 @@ def _duplicates_message(duplicates: list[str]) -> str:
     return f"source names must be unique; repeated: {', '.join(duplicates)}"
 
 
+_MODELS = {"feed": FeedSource, "sql": SqlSource}
+
+
 def _describe(error: dict) -> str:
     """One validation problem as ``place: what is wrong``, in words a user can act on."""
-    location = ".".join(str(part) for part in error["loc"])
+    loc = list(error["loc"])
+    model = FeedSource
+    if len(loc) > 2 and loc[2] in _MODELS:  # the union's tag: not a place in the file
+        model = _MODELS[loc.pop(2)]
+    location = ".".join(str(part) for part in loc)
     kind = error["type"]
+    if kind == "union_tag_invalid":
+        return f"{location}: type must be one of {', '.join(_MODELS)}"
     if kind == "extra_forbidden":
-        known = ", ".join(FeedSource.model_fields) if len(error["loc"]) > 2 else "sources"
+        known = ", ".join(f.alias or n for n, f in model.model_fields.items()) if len(loc) > 2 else "sources"
         return f"{location}: unknown key (known keys: {known})"
-    if kind == "string_pattern_mismatch" and error["loc"][-1] == "name":
+    if kind == "string_pattern_mismatch" and loc[-1] == "name":
         return (
             f"{location}: {error['input']!r} is not a valid name "
             "(use 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit)"
@@ -74,6 +169,8 @@ def _describe(error: dict) -> str:
         return f"{location}: must be a mapping of settings with at least a name and a url"
     if kind == "missing":
         return f"{location}: required but missing"
+    if kind == "string_pattern_mismatch" and loc[-1] == "url_env":
+        return f"{location}: {error['input']!r} is not an environment variable name"
     message = error["msg"].removeprefix("Value error, ")
     if kind.startswith("url_"):
         return f"{location}: {error['input']!r} is not a usable URL ({message})"

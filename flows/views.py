@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -29,6 +29,19 @@ def _ago(when: datetime | None, now: datetime) -> str:
     return f"{seconds // 3600}h ago" if seconds < 172800 else f"{when:%Y-%m-%d %H:%M} UTC"
 
 
+def _cursor_position(state: dict[str, Any], now: datetime) -> tuple[Any, float | None]:
+    """An SQL source's cursor (the last committed change) and how far behind now it is."""
+    position = (state.get("cursor") or {}).get("position")
+    if not position:
+        return None, None
+    value = position.get("value")
+    if position.get("kind") != "datetime":
+        return value, None
+    when = datetime.fromisoformat(value)
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return value, round((now - when).total_seconds(), 1)
+
+
 def status_data(runtime: Runtime) -> dict[str, Any]:
     settings = runtime.settings
     catalog = runtime.catalog
@@ -44,6 +57,7 @@ def status_data(runtime: Runtime) -> dict[str, Any]:
     for name in sorted(set(configured) | set(raw["documents"]) | set(states)):
         counts = raw["documents"].get(name, {})
         state = states.get(name, {})
+        position, lag = _cursor_position(state, now)
         rows.append(
             {
                 "source": name,
@@ -56,6 +70,8 @@ def status_data(runtime: Runtime) -> dict[str, Any]:
                 "consecutive_failures": state.get("consecutive_failures", 0),
                 "next_attempt_at": state.get("next_attempt_at"),
                 "warning": state.get("warning"),
+                "cursor": position,
+                "cursor_lag_seconds": lag,
             }
         )
     totals: dict[str, int] = {}
@@ -97,17 +113,11 @@ def print_status(data: dict[str, Any], console: Console) -> None:
     if data["sources_file_error"]:
         console.print(f"[yellow]sources   {data['sources_file_error']}[/yellow]")
     table = Table(title="Sources")
-    for column in ("source", "kind", "docs", "indexed", "pending", "failed", "quarantined", "last success", "state"):
+    for column in ("source", "kind", "docs", "indexed", "pending", "failed", "quarantined", "deleted", "last success"):
         table.add_column(column)
+    notes = []
     for row in data["sources"]:
         counts = row["by_status"]
-        state = "ok"
-        if row["last_error"]:
-            state = f"failing x{row['consecutive_failures']}: {row['last_error'][:80]}"
-        elif row["warning"]:
-            state = f"warning: {row['warning'][:80]}"
-        elif not row["configured"]:
-            state = "not in sources file"
         table.add_row(
             row["source"],
             row["kind"],
@@ -116,10 +126,23 @@ def print_status(data: dict[str, Any], console: Console) -> None:
             str(counts.get("pending", 0)),
             str(counts.get("failed", 0)),
             str(counts.get("quarantined", 0)),
+            str(counts.get("deleted", 0)),
             _ago(row["last_success_at"], now),
-            state,
         )
+        if row["last_error"]:
+            notes.append(f"{row['source']}: failing x{row['consecutive_failures']}: {row['last_error']}")
+        if row["warning"]:
+            notes.append(f"{row['source']}: warning: {row['warning']}")
+        if not row["configured"]:
+            notes.append(f"{row['source']}: no longer in the sources file")
+        if row["cursor"] is not None:
+            lag = row["cursor_lag_seconds"]
+            notes.append(
+                f"{row['source']}: cursor {row['cursor']}" + (f" (lag {lag:.0f} s)" if lag is not None else "")
+            )
     console.print(table)
+    for note in notes:
+        console.print(f"  {note}", markup=False)
     lag = data["freshness_lag_seconds"]
     last = data["last_refresh"]
     console.print(

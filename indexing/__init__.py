@@ -4,12 +4,13 @@ from indexing.catalog import Catalog, DocRow, mask_url, now_utc
 from indexing.chunking import Chunk, Chunker
 from indexing.edge_store import EdgeStore
 from indexing.embedding import DenseEncoder, SparseEncoder, SparseVector
-from indexing.indexer import Indexer, IndexReport
-from indexing.ingest import SourceReport, ingest_source
+from indexing.indexer import Indexer
+from indexing.ingest import ingest_source
 from indexing.qdrant_store import QdrantStore
+from indexing.reports import IndexReport, SourceReport, percentiles, summarize
 from indexing.search import SearchResult, search
+from indexing.sql_sync import backfill_sql, ingest_sql
 from indexing.store import Changes, ChunkPoint, Hit, StoredPoint, Vectors, VectorStore, point_id
-from indexing.summary import percentiles, summarize
 
 __all__ = [
     "Catalog",
@@ -31,7 +32,9 @@ __all__ = [
     "StoredPoint",
     "VectorStore",
     "Vectors",
+    "backfill_sql",
     "ingest_source",
+    "ingest_sql",
     "mask_url",
     "now_utc",
     "percentiles",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -80,6 +80,7 @@ class DocRow:
     language: str | None
     version: int
     attempts: int
+    deleted: bool = False  # gone from the source: the indexer removes its points
 
 
 def mask_url(url: str) -> str:
@@ -315,6 +316,7 @@ class Catalog:
                     documents.c.language,
                     documents.c.version,
                     documents.c.attempts,
+                    (documents.c.deleted_at.is_not(None)).label("deleted"),
                 ).where(documents.c.lease_owner == owner, documents.c.lease_until == until, due)
             ).all()
         return [DocRow(**r._mapping) for r in rows]
@@ -337,7 +339,10 @@ class Catalog:
             logger.info("took over leases of %d dead process(es)", len(dead))
 
     def mark_indexed(self, owner: str, done: Iterable[tuple[str, int, int]], now: datetime | None = None) -> int:
-        """Mark (id, version, chunk_count) indexed; a document changed meanwhile stays pending."""
+        """Mark (id, version, chunk_count) indexed (or deleted, when it is gone from its source).
+
+        A document changed meanwhile stays pending for the next run.
+        """
         now = now or now_utc()
         marked = 0
         with self._write() as conn:
@@ -346,7 +351,7 @@ class Catalog:
                     update(documents)
                     .where(documents.c.id == doc_id, documents.c.version == version, documents.c.lease_owner == owner)
                     .values(
-                        status="indexed",
+                        status=case((documents.c.deleted_at.is_(None), "indexed"), else_="deleted"),
                         indexed_at=now,
                         indexed_version=version,
                         chunk_count=chunk_count,
@@ -393,6 +398,36 @@ class Catalog:
                 .values(lease_owner=None, lease_until=None)
             )
 
+    def mark_deleted(self, source: str, external_ids: Iterable[str], now: datetime | None = None) -> int:
+        """Documents gone from their source: queued for removal from the index (the row stays)."""
+        now = now or now_utc()
+        ids = [document_id(source, x) for x in external_ids]
+        marked = 0
+        with self._write() as conn:
+            for chunk in _chunks(ids):
+                result = conn.execute(
+                    update(documents)
+                    .where(documents.c.id.in_(chunk), documents.c.deleted_at.is_(None))
+                    .values(
+                        deleted_at=now,
+                        status="pending",
+                        version=documents.c.version + 1,
+                        updated_at=now,
+                        attempts=0,
+                        next_attempt_at=None,
+                    )
+                )
+                marked += result.rowcount
+        return marked
+
+    def live_external_ids(self, source: str) -> Iterator[str]:
+        """External ids of a source's documents that are not deleted, streamed."""
+        with self._read() as conn:
+            result = conn.execution_options(yield_per=10_000).execute(
+                select(documents.c.external_id).where(documents.c.source == source, documents.c.deleted_at.is_(None))
+            )
+            yield from result.scalars()
+
     def document(self, doc_id: str) -> dict[str, Any] | None:
         with self._read() as conn:
             row = conn.execute(select(documents).where(documents.c.id == doc_id)).first()
@@ -412,6 +447,11 @@ class Catalog:
     def source_cursor(self, source: str) -> dict[str, Any] | None:
         with self._read() as conn:
             return conn.execute(select(source_state.c.cursor).where(source_state.c.source == source)).scalar()
+
+    def save_cursor(self, source: str, kind: str, cursor: dict[str, Any]) -> None:
+        """Move a source's cursor: called only after the rows before it are committed."""
+        with self._write() as conn:
+            self._upsert_source(conn, source, kind, {"cursor": cursor})
 
     def source_due(self, source: str, now: datetime | None = None) -> datetime | None:
         """When a failing source may be tried again, or None when it may be tried now."""
@@ -636,6 +676,7 @@ def _document_row(doc: Document, now: datetime, *, first_seen: bool) -> dict[str
         "attempts": 0,
         "next_attempt_at": None,
         "last_error": None,
+        "deleted_at": None,
     }
     if first_seen:
         row.update(id=doc.id, first_seen_at=now, version=1)

@@ -13,13 +13,14 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from connectors import KupError
 from indexing.catalog import Catalog, DocRow, lease_owner, now_utc
 from indexing.chunking import Chunker
 from indexing.embedding import DenseEncoder, SparseEncoder
+from indexing.reports import IndexReport
 from indexing.store import Changes, ChunkPoint, StoredPoint, Vectors, VectorStore, point_id, rfc3339
 
 logger = logging.getLogger(__name__)
@@ -32,26 +33,6 @@ def embed_text(title: str, chunk_text: str) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-@dataclass
-class IndexReport:
-    documents: int = 0  # documents indexed
-    chunks: int = 0  # chunks those documents have now
-    embedded: int = 0  # chunks embedded in this run
-    reused: int = 0  # chunks whose vectors were moved from another position
-    unchanged: int = 0  # chunks already right in the store
-    deleted: int = 0  # stale points removed
-    failed: int = 0  # documents left for a retry
-    optimize_seconds: float = 0.0  # building HNSW for segments that outgrew brute force
-    seconds: float = 0.0
-    lags: list[float] = field(default_factory=list)  # seconds from publication to searchable
-    errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        data = dict(self.__dict__)
-        data.pop("lags")
-        return data
 
 
 @dataclass
@@ -81,6 +62,8 @@ class Indexer:
     def _plan(self, doc: DocRow) -> _Plan:
         points = []
         published = rfc3339(doc.published_at)
+        if doc.deleted:  # no chunks wanted: the diff deletes every stored point
+            return _Plan(doc, points)
         for chunk in self.chunker.chunk(doc.text):
             text = embed_text(doc.title, chunk.text)
             payload = {

@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from connectors import FeedSource, FeedState, Fetcher, Source, SourceError, pull_feed
+from connectors.sources import SqlSource
 from indexing.catalog import Catalog, now_utc
+from indexing.reports import SourceReport
+from indexing.sql_sync import ingest_sql
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SourceReport:
-    source: str
-    kind: str
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    failed: int = 0  # items that could not become documents (quarantined with their reason)
-    fallbacks: int = 0  # documents whose article page failed, indexed from the feed's own text
-    duplicates: int = 0
-    not_modified: bool = False
-    skipped: str | None = None  # why the source was not pulled (backing off after failures)
-    error: str | None = None  # why the source failed as a whole
-    warnings: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 def ingest_feed(
@@ -85,4 +65,6 @@ def ingest_source(
     """Pull ``source`` once; a failing source is recorded and reported, never raised."""
     if isinstance(source, FeedSource):
         return ingest_feed(source, catalog, fetcher, now=now, force=force)
+    if isinstance(source, SqlSource):
+        return ingest_sql(source, catalog, now=now, force=force)
     raise TypeError(f"unsupported source type {type(source).__name__}")

@@ -76,6 +76,7 @@ documents = Table(
     Column("last_error", Text),
     Column("lease_owner", String(128)),
     Column("lease_until", UTCDateTime()),
+    Column("deleted_at", UTCDateTime()),  # gone from the source: its points are removed, the row stays
     Index("ix_documents_status_next", "status", "next_attempt_at"),
     Index("ix_documents_source_status", "source", "status"),
     Index("ix_documents_indexed_at", "indexed_at"),

@@ -110,3 +110,120 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+# -- SQL source databases: the same tests run on SQLite, PostgreSQL and MariaDB --------------------
+
+MARIADB_ADMIN_URL = os.environ.get("KUP_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+class SourceDatabase:
+    """A fresh database holding a source's tables, with a way to cut connections off and restore them.
+
+    ``url`` is what a pipeline reads it with (a dedicated, read-capable account where the server
+    has accounts); ``engine`` is the test's own read-write connection.
+    """
+
+    def __init__(self, kind: str, url: str, admin_url: str | None, name: str, tmp: Path | None = None) -> None:
+        from sqlalchemy import create_engine
+
+        self.kind, self.url, self.admin_url, self.name, self.tmp = kind, url, admin_url, name, tmp
+        owner_url = url if kind != "mariadb" else admin_url.rsplit("/", 1)[0] + f"/{name}?charset=utf8mb4"
+        self.engine = create_engine(owner_url)
+
+    def env(self, var: str = "KUP_TEST_SOURCE_URL") -> dict[str, str]:
+        return {var: self.url}
+
+    def break_connections(self) -> None:
+        """Make the database unreachable for the pipeline, as a network or server failure would."""
+        from sqlalchemy import create_engine, text
+
+        if self.kind == "sqlite":
+            path = Path(self.url.removeprefix("sqlite:///"))
+            path.rename(path.with_suffix(".away"))
+            return
+        admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if self.kind == "postgresql":
+                conn.execute(text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false'))
+                conn.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": self.name}
+                )
+            else:
+                conn.execute(text(f"ALTER USER '{self.name}'@'%' ACCOUNT LOCK"))
+                for (pid,) in conn.execute(
+                    text("SELECT id FROM information_schema.processlist WHERE user = :u"), {"u": self.name}
+                ):
+                    conn.execute(text(f"KILL {int(pid)}"))
+        admin.dispose()
+
+    def restore_connections(self) -> None:
+        from sqlalchemy import create_engine, text
+
+        if self.kind == "sqlite":
+            path = Path(self.url.removeprefix("sqlite:///"))
+            path.unlink(missing_ok=True)  # an empty file a connection attempt may have created
+            path.with_suffix(".away").rename(path)
+            return
+        admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if self.kind == "postgresql":
+                conn.execute(text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true'))
+            else:
+                conn.execute(text(f"ALTER USER '{self.name}'@'%' ACCOUNT UNLOCK"))
+        admin.dispose()
+
+
+def _postgres_source(name: str):
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        require_server("PostgreSQL", exc)
+    db = SourceDatabase("postgresql", POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", POSTGRES_ADMIN_URL, name)
+    yield db
+    db.engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _mariadb_source(name: str):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    password = "reader-" + uuid.uuid4().hex[:12]
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            conn.execute(text(f"CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'"))
+            conn.execute(text(f"GRANT SELECT ON `{name}`.* TO '{name}'@'%'"))
+    except Exception as exc:  # noqa: BLE001
+        require_server("MariaDB", exc)
+    base = make_url(MARIADB_ADMIN_URL)
+    url = base.set(username=name, password=password, database=name, query={"charset": "utf8mb4"})
+    db = SourceDatabase("mariadb", url.render_as_string(hide_password=False), MARIADB_ADMIN_URL, name)
+    yield db
+    db.engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        conn.execute(text(f"DROP USER IF EXISTS '{name}'@'%'"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def source_db(request, tmp_path) -> Iterator[SourceDatabase]:
+    name = f"kup_src_{uuid.uuid4().hex[:10]}"
+    if request.param == "sqlite":
+        db = SourceDatabase("sqlite", f"sqlite:///{tmp_path / 'source.db'}", None, name)
+        yield db
+        db.engine.dispose()
+    elif request.param == "postgresql":
+        yield from _postgres_source(name)
+    else:
+        yield from _mariadb_source(name)

@@ -21,7 +21,7 @@ def test_refresh_indexes_new_items_and_an_unchanged_feed_costs_nothing(pipeline)
     pipeline.write_sources({"world": "/world", "science": "/science"})
 
     first = refresh()
-    assert first["totals"] == {"new": 5, "updated": 0, "unchanged": 0, "failed": 0}
+    assert first["totals"] == {"new": 5, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0}
     assert first["index"]["documents"] == 5 and first["index"]["embedded"] > 5
     assert first["failed_sources"] == []
     lag = first["freshness_lag_seconds"]

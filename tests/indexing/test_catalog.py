@@ -41,7 +41,8 @@ def test_migrations_create_schema_once(catalog_url: str) -> None:
     tables = set(inspect(engine).get_table_names())
     assert {"documents", "source_state", "failures", "refresh_runs", "kup_schema_version"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM kup_schema_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM kup_schema_version")).scalar() == "0002"
+    assert "deleted_at" in {c["name"] for c in inspect(engine).get_columns("documents")}
     engine.dispose()
 
 
