@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 from sqlalchemy.sql import quoted_name
 
+from connectors.articles import detect_language
 from connectors.document import Document, ItemFailure
 from connectors.errors import ConfigError, SourceError
 from connectors.sources import SqlSource, template_fields
@@ -294,6 +295,7 @@ class SqlReader:
             url=url,
             published_at=published,
             extraction="row",
+            language=detect_language(body),
             metadata=metadata,
         )
 

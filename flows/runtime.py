@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 
 from connectors import Fetcher, Source, load_sources
+from connectors.sources import SqlSource
 from flows.settings import Settings
 from indexing import (
     Catalog,
@@ -16,6 +18,7 @@ from indexing import (
     SparseEncoder,
     VectorStore,
 )
+from indexing.validation import DocumentChecks, Requirements
 
 
 class Runtime:
@@ -63,10 +66,30 @@ class Runtime:
             self.dense.tokenize, chunk_tokens=self.settings.chunk_tokens, overlap_tokens=self.settings.chunk_overlap
         )
 
+    def requirements(self) -> dict[str, Requirements]:
+        """What each configured source's documents must carry (a row needs a URL only if it has a template)."""
+        out = {}
+        for source in self.sources():
+            if isinstance(source, SqlSource):
+                out[source.name] = Requirements(url=bool(source.url), title=bool(source.title))
+            else:
+                out[source.name] = Requirements()
+        return out
+
     @cached_property
     def indexer(self) -> Indexer:
         return Indexer(
-            self.catalog, self.store, self.chunker, self.dense, self.sparse, batch_size=self.settings.index_batch_docs
+            self.catalog,
+            self.store,
+            self.chunker,
+            self.dense,
+            self.sparse,
+            batch_size=self.settings.index_batch_docs,
+            checks=DocumentChecks(
+                min_text_chars=self.settings.min_text_chars,
+                max_future_skew=timedelta(minutes=self.settings.future_skew_minutes),
+            ),
+            requirements=self.requirements(),
         )
 
     def close(self) -> None:

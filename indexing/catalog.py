@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -380,6 +380,26 @@ class Catalog:
                         attempts=attempts + 1,
                         last_error=reason[:2000],
                         next_attempt_at=now + backoff(attempts + 1),
+                        lease_owner=None,
+                        lease_until=None,
+                    )
+                )
+
+    def quarantine_claimed(self, owner: str, reasons: Mapping[str, Sequence[str]], now: datetime | None = None) -> None:
+        """Claimed documents that failed the data checks: quarantined with the failed checks as reason.
+
+        An earlier indexed version keeps its points until a version that passes replaces them.
+        """
+        now = now or now_utc()
+        with self._write() as conn:
+            for doc_id, failed in reasons.items():
+                conn.execute(
+                    update(documents)
+                    .where(documents.c.id == doc_id, documents.c.lease_owner == owner)
+                    .values(
+                        status="quarantined",
+                        last_error="failed checks: " + "; ".join(failed),
+                        updated_at=now,
                         lease_owner=None,
                         lease_until=None,
                     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +22,7 @@ from indexing.chunking import Chunker
 from indexing.embedding import DenseEncoder, SparseEncoder
 from indexing.reports import IndexReport
 from indexing.store import Changes, ChunkPoint, StoredPoint, Vectors, VectorStore, point_id, rfc3339
+from indexing.validation import CheckSummary, DocumentChecks, Requirements
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,11 @@ class Indexer:
         sparse: SparseEncoder,
         *,
         batch_size: int = 128,
+        checks: DocumentChecks | None = None,
+        requirements: Mapping[str, Requirements] | None = None,
     ) -> None:
+        self.checks = checks
+        self.requirements = requirements or {}
         self.catalog = catalog
         self.store = store
         self.chunker = chunker
@@ -108,6 +113,17 @@ class Indexer:
             changes.deletes.extend(pid for pid in stored if pid not in wanted)
         return changes, to_embed, reuse
 
+    def _checked(self, docs: list[DocRow], owner: str, report: IndexReport, summary: CheckSummary) -> list[DocRow]:
+        """The documents that pass the data checks; the others are quarantined with their reasons."""
+        if self.checks is None:
+            return docs
+        failed, batch_summary = self.checks.check(docs, self.requirements)
+        summary.add(batch_summary)
+        if failed:
+            self.catalog.quarantine_claimed(owner, failed)
+            report.quarantined += len(failed)
+        return [d for d in docs if d.id not in failed]
+
     def _index_batch(self, docs: list[DocRow], owner: str, report: IndexReport) -> None:
         plans = [self._plan(d) for d in docs]
         with self.store.session():
@@ -149,6 +165,7 @@ class Indexer:
         started = time.perf_counter()
         owner = lease_owner()
         report = IndexReport()
+        summary = CheckSummary()
         seen = 0
         while max_documents is None or seen < max_documents:
             limit = self.batch_size if max_documents is None else min(self.batch_size, max_documents - seen)
@@ -157,7 +174,9 @@ class Indexer:
                 break
             seen += len(docs)
             try:
-                self._index_batch(docs, owner, report)
+                docs = self._checked(docs, owner, report, summary)
+                if docs:
+                    self._index_batch(docs, owner, report)
             except (KupError, OSError, RuntimeError, ValueError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 logger.warning("indexing %d document(s) failed; they will be retried: %s", len(docs), reason)
@@ -174,5 +193,6 @@ class Indexer:
             except KupError as exc:  # the points are written; indexing them can wait for the next run
                 report.errors.append(f"optimize: {exc}")
             report.optimize_seconds = time.perf_counter() - t0
+        report.checks = summary.as_dict()
         report.seconds = time.perf_counter() - started
         return report

@@ -39,6 +39,8 @@ class IndexReport:
     unchanged: int = 0  # chunks already right in the store
     deleted: int = 0  # stale points removed
     failed: int = 0  # documents left for a retry
+    quarantined: int = 0  # documents that failed the data checks
+    checks: dict = field(default_factory=dict)  # the data checks' summary: checked, passed, failures by reason
     optimize_seconds: float = 0.0  # building HNSW for segments that outgrew brute force
     seconds: float = 0.0
     lags: list[float] = field(default_factory=list)  # seconds from publication to searchable
@@ -65,7 +67,9 @@ def summarize(sources: list[SourceReport], index: IndexReport, seconds: float) -
         row = asdict(report)
         row["ok"] = report.ok
         per_source.append(row)
-    totals = {key: sum(getattr(r, key) for r in sources) for key in ("new", "updated", "unchanged", "deleted", "failed")}
+    totals = {
+        key: sum(getattr(r, key) for r in sources) for key in ("new", "updated", "unchanged", "deleted", "failed")
+    }
     return {
         "seconds": round(seconds, 3),
         "sources": per_source,

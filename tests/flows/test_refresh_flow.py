@@ -86,7 +86,8 @@ def test_item_level_problems_do_not_stop_the_feed(pipeline) -> None:
     server.set("/p/empty", "<html><body><nav>menu</nav></body></html>")
     items = [
         Item("Fine", link=server.url("/p/ok"), guid="ok", published=datetime(2026, 11, 1, tzinfo=UTC)),
-        Item("Page has no text", link=server.url("/p/empty"), guid="empty", summary="The feed's own summary."),
+        Item("Page has no text", link=server.url("/p/empty"), guid="empty",
+             summary="The feed's own summary, long enough to be indexed on its own."),
         Item("Dead link", link=server.url("/p/missing"), guid="dead", summary="Summary of a dead link."),
         Item("Duplicate", link=server.url("/p/ok"), guid="ok"),
         Item("", guid=None, link=None, summary=""),
@@ -99,6 +100,11 @@ def test_item_level_problems_do_not_stop_the_feed(pipeline) -> None:
     assert mixed["new"] == 3 and mixed["duplicates"] == 1 and mixed["failed"] == 1 and mixed["fallbacks"] == 2
     with Runtime(load_settings()) as rt:
         status = rt.catalog.status()
-    assert status["documents"]["mixed"] == {"indexed": 3, "quarantined": 1}
+    # The dead link's summary is too short for the data checks: quarantined with the check as reason.
+    assert status["documents"]["mixed"] == {"indexed": 2, "quarantined": 2}
+    reasons_q = {q["external_id"]: q["last_error"] for q in status["quarantined"]}
+    assert reasons_q["dead"] == "failed checks: text under 25 characters"
+    assert summary["index"]["quarantined"] == 1
+    assert summary["index"]["checks"]["failures"] == {"text under 25 characters": 1}
     reasons = {f["reason"] for f in status["failures"] if f["stage"] == "article"}
     assert any("404" in r for r in reasons) and any("no extractable text" in r for r in reasons)
