@@ -36,15 +36,18 @@ def make_table(rows: int) -> str:
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "CREATE TABLE tickets (id bigint PRIMARY KEY, title text, body text, team text, updated_at timestamp)"
-        ))
-        conn.execute(text(
-            "INSERT INTO tickets SELECT g, 'Ticket ' || g, "
-            "repeat('customer reports ' || (g % 97) || ' issue with the invoice export ', 12), "
-            "'team' || (g % 7), timestamp '2026-01-01' + (g / 3) * interval '1 second' "
-            "FROM generate_series(1, :n) g"
-        ), {"n": rows})
+        conn.execute(
+            text("CREATE TABLE tickets (id bigint PRIMARY KEY, title text, body text, team text, updated_at timestamp)")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO tickets SELECT g, 'Ticket ' || g, "
+                "repeat('customer reports ' || (g % 97) || ' issue with the invoice export ', 12), "
+                "'team' || (g % 7), timestamp '2026-01-01' + (g / 3) * interval '1 second' "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"n": rows},
+        )
         conn.execute(text("CREATE INDEX ON tickets (updated_at, id)"))
     engine.dispose()
     return name
@@ -63,8 +66,15 @@ def run_one(rows: int) -> dict:
     name = make_table(rows)
     try:
         source = SqlSource(
-            type="sql", name="tickets", url_env="BENCH_URL", table="tickets", id_columns=["id"],
-            text="{title}\n\n{body}", title="{title}", metadata_columns=["team"], updated_column="updated_at",
+            type="sql",
+            name="tickets",
+            url_env="BENCH_URL",
+            table="tickets",
+            id_columns=["id"],
+            text="{title}\n\n{body}",
+            title="{title}",
+            metadata_columns=["team"],
+            updated_column="updated_at",
             reconcile_minutes=None,
         )
         env = {"BENCH_URL": ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"}

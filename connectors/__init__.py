@@ -2,7 +2,7 @@
 
 from connectors.document import Document, ItemFailure, document_id, utc
 from connectors.errors import ConfigError, FetchError, InputError, KupError, SourceError, StoreError
-from connectors.feeds import FeedPull, FeedState, pull_feed
+from connectors.feeds import FeedPull, FeedState, pull_feed, reextract
 from connectors.fetching import Fetcher, FetchPolicy
 from connectors.sources import FeedSource, Source, load_sources, select_sources
 
@@ -24,6 +24,7 @@ __all__ = [
     "document_id",
     "load_sources",
     "pull_feed",
+    "reextract",
     "select_sources",
     "utc",
 ]

@@ -273,3 +273,25 @@ def pull_feed(
             else:
                 pull.documents.append(outcome)
     return pull
+
+
+def reextract(source: FeedSource, fetcher: Fetcher, doc: Document) -> Document:
+    """Fetch a document's article page again and extract it afresh (a backfill's job).
+
+    When the page cannot be fetched or yields no text, the document's current text stands in,
+    so a backfill never makes a document worse than it was.
+    """
+    entry = _Entry(
+        external_id=doc.external_id,
+        link=doc.url,
+        title=doc.title,
+        summary_html=doc.text,
+        published_at=doc.published_at,
+        author=doc.author,
+        fingerprint=doc.entry_hash or "",
+    )
+    outcome = _ArticleFetcher(source, fetcher).document(entry)
+    if isinstance(outcome, ItemFailure) or (outcome.extraction != "article" and doc.extraction == "article"):
+        return doc
+    outcome.entry_hash = doc.entry_hash
+    return outcome

@@ -129,11 +129,16 @@ def refresh(
     from flows.refresh import refresh as refresh_flow
     from flows.views import print_refresh, to_json
 
-    summary = refresh_flow(sources=source or None, force=force)
+    state = refresh_flow(sources=source or None, force=force, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, dict):  # the run broke before it could summarise
+        raise KupError(f"the refresh run failed: {state.message or summary}")
     if as_json:
         console.print_json(to_json(summary))
     else:
         print_refresh(summary, console)
+        if state.name != "Completed":
+            err_console.print(f"{state.name}: {state.message}", markup=False)
     if summary["failed_sources"]:
         raise typer.Exit(1)
 
@@ -179,6 +184,57 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
         console.print_json(to_json(data))
     else:
         print_status(data, console)
+
+
+def _run_deployment(name: str, parameters: dict, wait: bool) -> None:
+    """Create a run of a served deployment through the Prefect API, so it shows in the dashboard."""
+    from flows.server import api_reachable, dashboard_url
+
+    s = settings()
+    if not api_reachable(s.prefect_api_url):
+        raise KupError(
+            f"no Prefect server answers at {s.prefect_api_url}; start one with `kup up` (or `make up`), "
+            "or set KUP_PREFECT_API_URL"
+        )
+    os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        run = run_deployment(name, parameters=parameters, timeout=None if wait else 0)
+    except ObjectNotFound:
+        raise KupError(f"deployment {name} is not known to the server; is `kup up` serving it?") from None
+    console.print(f"flow run {run.name} ({run.id}) of {name}: {run.state_name}")
+    console.print(f"{dashboard_url(s.prefect_api_url)}/runs/flow-run/{run.id}")
+    if wait and not (run.state and run.state.is_completed()):
+        raise typer.Exit(1)
+
+
+@app.command()
+@_friendly
+def backfill(
+    source: Annotated[str, typer.Option("--source", "-s", help="The source to re-read")],
+    since: Annotated[str, typer.Option(help="Start of the window (2026-11-01, 2026-11-01T08:00Z, 7d)")],
+    until: Annotated[str | None, typer.Option(help="End of the window (default: now)")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the run to finish")] = False,
+) -> None:
+    """Re-read a time window of one source, as a run of the backfill deployment."""
+    from connectors import load_sources, select_sources
+
+    start = parse_when(since, "--since")
+    end = parse_when(until, "--until") if until else None
+    if end is not None and end <= start:
+        raise InputError("--until must be later than --since")
+    select_sources(load_sources(settings().sources_file), [source])
+    params = {"source": source, "since": start.isoformat(), "until": end.isoformat() if end else None}
+    _run_deployment("backfill/backfill", params, wait)
+
+
+@app.command()
+@_friendly
+def reindex(wait: Annotated[bool, typer.Option(help="Wait for the run to finish")] = False) -> None:
+    """Rebuild the whole index into a new collection and switch to it, as a run of the reindex deployment."""
+    _run_deployment("reindex/reindex", {}, wait)
 
 
 @app.command()

@@ -66,6 +66,21 @@ def _owner_is_dead(owner: str) -> bool:
     return False
 
 
+_DOC_ROW_COLUMNS = (
+    documents.c.id,
+    documents.c.source,
+    documents.c.url,
+    documents.c.title,
+    documents.c.text,
+    documents.c.published_at,
+    documents.c.published_estimated,
+    documents.c.language,
+    documents.c.version,
+    documents.c.attempts,
+    (documents.c.deleted_at.is_not(None)).label("deleted"),
+)
+
+
 @dataclass(frozen=True)
 class DocRow:
     """A claimed document, as the indexer needs it."""
@@ -305,19 +320,7 @@ class Catalog:
                 .values(lease_owner=owner, lease_until=until)
             )
             rows = conn.execute(
-                select(
-                    documents.c.id,
-                    documents.c.source,
-                    documents.c.url,
-                    documents.c.title,
-                    documents.c.text,
-                    documents.c.published_at,
-                    documents.c.published_estimated,
-                    documents.c.language,
-                    documents.c.version,
-                    documents.c.attempts,
-                    (documents.c.deleted_at.is_not(None)).label("deleted"),
-                ).where(documents.c.lease_owner == owner, documents.c.lease_until == until, due)
+                select(*_DOC_ROW_COLUMNS).where(documents.c.lease_owner == owner, documents.c.lease_until == until, due)
             ).all()
         return [DocRow(**r._mapping) for r in rows]
 
@@ -439,6 +442,73 @@ class Catalog:
                 )
                 marked += result.rowcount
         return marked
+
+    def live_rows(self, batch_size: int = 256) -> Iterator[list[DocRow]]:
+        """Every document that belongs in the index (not deleted, not quarantined), in id order, batch by batch."""
+        after = ""
+        live = documents.c.status.in_(("indexed", "pending", "failed"))
+        while True:
+            with self._read() as conn:
+                rows = conn.execute(
+                    select(*_DOC_ROW_COLUMNS)
+                    .where(live, documents.c.deleted_at.is_(None), documents.c.id > after)
+                    .order_by(documents.c.id)
+                    .limit(batch_size)
+                ).all()
+            if not rows:
+                return
+            yield [DocRow(**r._mapping) for r in rows]
+            after = rows[-1].id
+
+    def documents_in_window(self, source: str, since: datetime, until: datetime | None = None) -> list[Document]:
+        """A source's live documents published in ``[since, until)``, as Documents (for a backfill)."""
+        query = select(documents).where(
+            documents.c.source == source,
+            documents.c.deleted_at.is_(None),
+            documents.c.status != "quarantined",
+            documents.c.published_at >= since,
+        )
+        if until is not None:
+            query = query.where(documents.c.published_at < until)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(documents.c.published_at)).all()
+        return [
+            Document(
+                source=r.source,
+                external_id=r.external_id,
+                text=r.text,
+                title=r.title,
+                url=r.url,
+                published_at=None if r.published_estimated else r.published_at,
+                author=r.author,
+                language=r.language,
+                extraction=r.extraction,
+                extraction_note=r.extraction_note,
+                entry_hash=r.entry_hash,
+                metadata=r.meta or {},
+            )
+            for r in rows
+        ]
+
+    def requeue(self, ids: Sequence[str] | None = None, *, changed_since: datetime | None = None) -> int:
+        """Send documents back to the indexer (it rewrites only what differs from the store).
+
+        ``changed_since`` picks every document updated or indexed since then, deletions included:
+        after a rebuild, this catches what changed while the new index was being built.
+        """
+        query = update(documents).values(status="pending", next_attempt_at=None)
+        settled = documents.c.status.in_(("indexed", "failed", "deleted"))
+        count = 0
+        with self._write() as conn:
+            if changed_since is not None:
+                count += conn.execute(
+                    query.where(
+                        settled, or_(documents.c.updated_at >= changed_since, documents.c.indexed_at >= changed_since)
+                    )
+                ).rowcount
+            for chunk in _chunks(list(ids or [])):
+                count += conn.execute(query.where(settled, documents.c.id.in_(chunk))).rowcount
+        return count
 
     def live_external_ids(self, source: str) -> Iterator[str]:
         """External ids of a source's documents that are not deleted, streamed."""

@@ -6,10 +6,12 @@ An open shard holds an exclusive lock on its WAL, so the shard is opened per ope
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import qdrant_edge as qe
@@ -56,6 +58,9 @@ def _sparse(vec: SparseVector) -> qe.SparseVector:
 
 
 class EdgeStore(VectorStore):
+    """A shard at ``path``. After a rebuild, ``path`` is a symlink to the live shard directory: the
+    Edge equivalent of a collection alias, swapped atomically by ``promote``."""
+
     def __init__(self, path: Path | str, *, dense_size: int = DENSE_SIZE) -> None:
         self.path = Path(path)
         self.location = str(self.path)
@@ -69,9 +74,11 @@ class EdgeStore(VectorStore):
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         )
 
-    def _open(self) -> qe.EdgeShard:
+    def _open(self, create: bool) -> qe.EdgeShard | None:
         if (self.path / "edge_config.json").exists():
             return qe.EdgeShard.load(str(self.path))
+        if not create:
+            return None
         self.path.mkdir(parents=True, exist_ok=True)
         shard = qe.EdgeShard.create(str(self.path), self._config())
         for name in KEYWORD_FIELDS:
@@ -81,18 +88,23 @@ class EdgeStore(VectorStore):
         return shard
 
     @contextmanager
-    def _shard(self) -> Iterator[qe.EdgeShard]:
+    def _shard(self, create: bool = True) -> Iterator[qe.EdgeShard | None]:
+        """The open shard, under the lock; None when it does not exist and ``create`` is false.
+
+        Existence is checked under the lock too: ``promote`` swaps the path while holding it.
+        """
         shard = getattr(self._local, "shard", None)
         if shard is not None:
             yield shard
             return
         try:
             with self._lock:
-                shard = self._open()
+                shard = self._open(create)
                 try:
                     yield shard
                 finally:
-                    shard.close()
+                    if shard is not None:
+                        shard.close()
         except TimeoutError as exc:
             raise StoreError(f"index at {self.path} is busy (lock not free after {_LOCK_TIMEOUT:.0f}s)") from exc
 
@@ -157,12 +169,33 @@ class EdgeStore(VectorStore):
                 shard.update(qe.UpdateOperation.delete_points(list(changes.deletes)))
             shard.flush()
 
+    def staging(self, *, dense_size: int | None = None) -> EdgeStore:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        return EdgeStore(self.path.with_name(f"{self.path.name}-{stamp}"), dense_size=dense_size or self.dense_size)
+
+    @_errors
+    def promote(self, staging: VectorStore) -> None:
+        if not isinstance(staging, EdgeStore) or staging.path.parent != self.path.parent:
+            raise ValueError("promote takes a staging store made by this store's staging()")
+        staging.optimize()  # searchable at full speed from the first query
+        with self._lock:  # no operation on the live index runs during the switch
+            old = self.path.resolve() if self.path.exists() or self.path.is_symlink() else None
+            if self.path.exists() and not self.path.is_symlink():  # a first-generation real directory
+                moved = self.path.with_name(f"{self.path.name}-retired")
+                self.path.rename(moved)
+                old = moved
+            link = self.path.with_name(f".{self.path.name}.next")
+            link.unlink(missing_ok=True)
+            link.symlink_to(staging.path.name)
+            os.replace(link, self.path)  # the atomic switch
+            if old is not None and old != staging.path.resolve():
+                shutil.rmtree(old, ignore_errors=True)
+                Path(str(old) + ".lock").unlink(missing_ok=True)
+
     @_errors
     def optimize(self) -> bool:
-        if not self.path.exists():
-            return False
-        with self._shard() as shard:
-            return bool(shard.optimize())
+        with self._shard(create=False) as shard:
+            return bool(shard.optimize()) if shard is not None else False
 
     @_errors
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
@@ -183,8 +216,6 @@ class EdgeStore(VectorStore):
         published_after: datetime | None = None,
         prefetch: int | None = None,
     ) -> list[Hit]:
-        if not self.path.exists():
-            return []
         depth = prefetch or max(4 * limit, 20)
         flt = _filter(sources, published_after)
         request = qe.QueryRequest(
@@ -197,23 +228,23 @@ class EdgeStore(VectorStore):
             filter=flt,
             with_payload=True,
         )
-        with self._shard() as shard:
-            points = shard.query(request)
+        with self._shard(create=False) as shard:
+            points = shard.query(request) if shard is not None else []
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
     @_errors
     def count(self, *, source: str | None = None) -> int:
-        if not self.path.exists():
-            return 0
-        with self._shard() as shard:
+        with self._shard(create=False) as shard:
+            if shard is None:
+                return 0
             return shard.count(qe.CountRequest(exact=True, filter=_filter(sources=[source] if source else None)))
 
     def scan(self, *, batch: int = 1000) -> Iterator[StoredPoint]:
-        if not self.path.exists():
-            return
         offset = None
         while True:
-            with self._shard() as shard:
+            with self._shard(create=False) as shard:
+                if shard is None:
+                    return
                 records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=batch, with_payload=True))
             for r in records:
                 yield StoredPoint(str(r.id), dict(r.payload or {}))

@@ -71,7 +71,9 @@ class DenseEncoder:
 
     @property
     def dimension(self) -> int:
-        return self.model.get_sentence_embedding_dimension()
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return getter()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

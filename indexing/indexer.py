@@ -122,14 +122,18 @@ class Indexer:
         if failed:
             self.catalog.quarantine_claimed(owner, failed)
             report.quarantined += len(failed)
+            for d in docs:
+                if d.id in failed:
+                    report.quarantined_by_source[d.source] = report.quarantined_by_source.get(d.source, 0) + 1
         return [d for d in docs if d.id not in failed]
 
-    def _index_batch(self, docs: list[DocRow], owner: str, report: IndexReport) -> None:
+    def write(self, docs: list[DocRow], store: VectorStore, report: IndexReport) -> list[_Plan]:
+        """Bring ``store`` in line with ``docs``: embed only what changed, then write it in one go."""
         plans = [self._plan(d) for d in docs]
-        with self.store.session():
-            existing = self.store.points_of([d.id for d in docs])
+        with store.session():
+            existing = store.points_of([d.id for d in docs])
             changes, to_embed, reuse = self._diff(plans, existing, report)
-            reused_vectors = self.store.vectors(sorted(set(reuse.values())))
+            reused_vectors = store.vectors(sorted(set(reuse.values())))
         fresh = [(pid, text, payload) for pid, text, payload in to_embed if reuse.get(pid) not in reused_vectors]
         dense = self.dense.encode([text for _, text, _ in fresh])
         sparse = self.sparse.encode([text for _, text, _ in fresh])
@@ -139,20 +143,22 @@ class Indexer:
             source = reuse.get(pid)
             if source in reused_vectors:
                 changes.upserts.append(ChunkPoint(pid, reused_vectors[source], payload))
-        self.store.apply(changes)
-        now = now_utc()
+        store.apply(changes)
         report.embedded += len(fresh)
         report.reused += len(to_embed) - len(fresh)
         report.deleted += len(changes.deletes)
         report.chunks += sum(len(p.points) for p in plans)
+        return plans
+
+    def _index_batch(self, docs: list[DocRow], owner: str, report: IndexReport) -> None:
+        plans = self.write(docs, self.store, report)
+        now = now_utc()
         report.documents += self.catalog.mark_indexed(
             owner, [(p.doc.id, p.doc.version, len(p.points)) for p in plans], now
         )
-        report.lags.extend(
-            max(0.0, (now - d.published_at).total_seconds())
-            for d in docs
-            if d.published_at is not None and not d.published_estimated
-        )
+        for d in docs:
+            if d.published_at is not None and not d.published_estimated and not d.deleted:
+                report.lags.setdefault(d.source, []).append(max(0.0, (now - d.published_at).total_seconds()))
 
     def run(
         self,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from qdrant_client import QdrantClient, models
 
@@ -57,31 +57,78 @@ class QdrantStore(VectorStore):
         api_key: str | None = None,
         dense_size: int = DENSE_SIZE,
         timeout: int = 30,
+        client: QdrantClient | None = None,
     ) -> None:
         self.url = url
         self.location = f"{url} collection {collection}"
         self.collection = collection
         self.dense_size = dense_size
-        if url == ":memory:":
+        self._owns_client = client is None
+        if client is not None:
+            self.client = client  # a staging collection shares its live store's connection
+        elif url == ":memory:":
             self.client = QdrantClient(location=":memory:")
         else:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
         self._ready = False
 
+    def _create(self, name: str) -> None:
+        self.client.create_collection(
+            name,
+            vectors_config={DENSE: models.VectorParams(size=self.dense_size, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        for field_name in KEYWORD_FIELDS:
+            self.client.create_payload_index(name, field_name, models.PayloadSchemaType.KEYWORD)
+        for field_name in DATETIME_FIELDS:
+            self.client.create_payload_index(name, field_name, models.PayloadSchemaType.DATETIME)
+
+    def _alias(self, name: str):
+        return models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name=name, alias_name=self.collection)
+        )
+
     @_errors
     def _ensure(self) -> None:
+        """The live name is an alias onto a physical collection, so a rebuild can switch it atomically."""
         if self._ready:
             return
         if not self.client.collection_exists(self.collection):
-            self.client.create_collection(
-                self.collection,
-                vectors_config={DENSE: models.VectorParams(size=self.dense_size, distance=models.Distance.COSINE)},
-                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            physical = f"{self.collection}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+            self._create(physical)
+            self.client.update_collection_aliases(change_aliases_operations=[self._alias(physical)])
+        self._ready = True
+
+    def _physical(self) -> str | None:
+        for alias in self.client.get_aliases().aliases:
+            if alias.alias_name == self.collection:
+                return alias.collection_name
+        return None
+
+    def staging(self, *, dense_size: int | None = None) -> QdrantStore:
+        name = f"{self.collection}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        staging = QdrantStore(self.url, name, dense_size=dense_size or self.dense_size, client=self.client)
+        staging._create(name)
+        staging._ready = True  # a physical collection, written to directly
+        return staging
+
+    @_errors
+    def promote(self, staging: VectorStore) -> None:
+        if not isinstance(staging, QdrantStore) or staging.client is not self.client:
+            raise ValueError("promote takes a staging store made by this store's staging()")
+        old = self._physical()
+        operations = [self._alias(staging.collection)]
+        if old is not None:
+            operations.insert(
+                0, models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=self.collection))
             )
-            for name in KEYWORD_FIELDS:
-                self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.KEYWORD)
-            for name in DATETIME_FIELDS:
-                self.client.create_payload_index(self.collection, name, models.PayloadSchemaType.DATETIME)
+        elif self.client.collection_exists(self.collection):
+            # A real collection under the alias's name (made before aliases were used): it has to go first,
+            # so this one switch is not atomic; later ones are.
+            self.client.delete_collection(self.collection)
+        self.client.update_collection_aliases(change_aliases_operations=operations)
+        if old is not None and old != staging.collection:
+            self.client.delete_collection(old)
         self._ready = True
 
     @contextmanager
@@ -193,4 +240,5 @@ class QdrantStore(VectorStore):
                 return
 
     def close(self) -> None:
-        self.client.close()
+        if self._owns_client:
+            self.client.close()

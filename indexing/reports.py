@@ -43,13 +43,18 @@ class IndexReport:
     checks: dict = field(default_factory=dict)  # the data checks' summary: checked, passed, failures by reason
     optimize_seconds: float = 0.0  # building HNSW for segments that outgrew brute force
     seconds: float = 0.0
-    lags: list[float] = field(default_factory=list)  # seconds from publication to searchable
+    lags: dict[str, list[float]] = field(default_factory=dict)  # per source: seconds from publication to searchable
+    quarantined_by_source: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         data = dict(self.__dict__)
         data.pop("lags")
+        data.pop("quarantined_by_source")
         return data
+
+    def all_lags(self) -> list[float]:
+        return [lag for lags in self.lags.values() for lag in lags]
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -61,11 +66,13 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 def summarize(sources: list[SourceReport], index: IndexReport, seconds: float) -> dict[str, Any]:
     """A JSON-ready summary of one refresh run."""
-    lag = percentiles(index.lags)
+    lag = percentiles(index.all_lags())
     per_source = []
     for report in sources:
         row = asdict(report)
         row["ok"] = report.ok
+        row["quarantined"] = index.quarantined_by_source.get(report.source, 0)
+        row["freshness_lag_seconds"] = percentiles(index.lags.get(report.source, []))
         per_source.append(row)
     totals = {
         key: sum(getattr(r, key) for r in sources) for key in ("new", "updated", "unchanged", "deleted", "failed")

@@ -132,6 +132,17 @@ class VectorStore(ABC):
     def scan(self, *, batch: int = 1000) -> Iterator[StoredPoint]:
         """Every point with its payload (for checks and rebuilds)."""
 
+    @abstractmethod
+    def staging(self, *, dense_size: int | None = None) -> VectorStore:
+        """A new, empty collection beside the live one, to rebuild the index into."""
+
+    @abstractmethod
+    def promote(self, staging: VectorStore) -> None:
+        """Make ``staging`` the live collection in one atomic switch, then drop the old one.
+
+        Searches see either the old index or the new one, never a half-built one.
+        """
+
     def optimize(self) -> bool:
         """Build indexes (HNSW) for segments that outgrew brute force; cheap when nothing is due.
 

@@ -18,13 +18,19 @@ from flows.deployments import PREFECT_YAML, load_flow, read_specs, runner_deploy
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# What a user passes when running the manual deployments.
+RUN_PARAMETERS = {"backfill": {"source": "news", "since": "2026-11-01T00:00:00+00:00"}}
+
+
 def test_every_entrypoint_imports_and_its_parameters_validate() -> None:
     specs = read_specs()
-    assert {s.name for s in specs} >= {"refresh"}
+    assert {s.name for s in specs} >= {"refresh", "backfill", "reindex", "finetune"}
     for spec in specs:
         flow = load_flow(spec.entrypoint)
-        flow.validate_parameters(spec.parameters)
+        validated = flow.validate_parameters({**RUN_PARAMETERS.get(spec.name, {}), **spec.parameters})
         assert spec.flow_name == flow.name
+        if spec.name == "backfill":
+            assert validated["since"].year == 2026 and validated["until"] is None
 
 
 def test_declarations_are_what_prefect_deploy_expects() -> None:

@@ -86,8 +86,12 @@ def test_item_level_problems_do_not_stop_the_feed(pipeline) -> None:
     server.set("/p/empty", "<html><body><nav>menu</nav></body></html>")
     items = [
         Item("Fine", link=server.url("/p/ok"), guid="ok", published=datetime(2026, 11, 1, tzinfo=UTC)),
-        Item("Page has no text", link=server.url("/p/empty"), guid="empty",
-             summary="The feed's own summary, long enough to be indexed on its own."),
+        Item(
+            "Page has no text",
+            link=server.url("/p/empty"),
+            guid="empty",
+            summary="The feed's own summary, long enough to be indexed on its own.",
+        ),
         Item("Dead link", link=server.url("/p/missing"), guid="dead", summary="Summary of a dead link."),
         Item("Duplicate", link=server.url("/p/ok"), guid="ok"),
         Item("", guid=None, link=None, summary=""),

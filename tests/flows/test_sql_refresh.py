@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, text
@@ -58,10 +58,20 @@ def wiki_db(pipeline, tmp_path, monkeypatch):
     engine = create_engine(url)
     metadata.create_all(engine)
     with engine.begin() as conn:
-        conn.execute(wiki.insert(), [
-            {"id": i, "title": t, "body": b, "team": "ops", "updated_at": T0 + timedelta(minutes=i), "archived": False}
-            for i, t, b in PAGES
-        ])
+        conn.execute(
+            wiki.insert(),
+            [
+                {
+                    "id": i,
+                    "title": t,
+                    "body": b,
+                    "team": "ops",
+                    "updated_at": T0 + timedelta(minutes=i),
+                    "archived": False,
+                }
+                for i, t, b in PAGES
+            ],
+        )
     monkeypatch.setenv("KUP_TEST_WIKI_URL", url)
     pipeline.publish("/news", 2)
     pipeline.sources_file.write_text(sources_yaml(pipeline))
@@ -83,8 +93,11 @@ def test_rows_become_searchable_edits_replace_and_deletes_vanish(pipeline, wiki_
     assert hit["title"] == "Parking" and hit["url"] == "https://wiki.example.com/page/1"
 
     with wiki_db.begin() as conn:
-        conn.execute(wiki.update().where(wiki.c.id == 1).values(
-            body="Staff now park in the green lot behind the station.", updated_at=T0 + timedelta(hours=1)))
+        conn.execute(
+            wiki.update()
+            .where(wiki.c.id == 1)
+            .values(body="Staff now park in the green lot behind the station.", updated_at=T0 + timedelta(hours=1))
+        )
         conn.execute(wiki.update().where(wiki.c.id == 3).values(archived=True, updated_at=T0 + timedelta(hours=1)))
         conn.execute(wiki.delete().where(wiki.c.id == 2))  # a hard delete, found by reconciliation
     second = refresh()

@@ -186,12 +186,14 @@ def test_an_older_catalog_is_migrated_in_place_keeping_its_data(catalog_url: str
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
-        conn.execute(text(
-            "INSERT INTO documents (id, source, external_id, title, published_estimated, text, content_hash, "
-            "extraction, meta, status, version, first_seen_at, updated_at, attempts) VALUES "
-            "('abc', 'news', 'g1', 'Old', false, 'kept text', 'h', 'article', '{}', 'indexed', 1, "
-            "'2026-01-01 00:00:00', '2026-01-01 00:00:00', 0)"
-        ))
+        conn.execute(
+            text(
+                "INSERT INTO documents (id, source, external_id, title, published_estimated, text, content_hash, "
+                "extraction, meta, status, version, first_seen_at, updated_at, attempts) VALUES "
+                "('abc', 'news', 'g1', 'Old', false, 'kept text', 'h', 'article', '{}', 'indexed', 1, "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00', 0)"
+            )
+        )
     engine.dispose()
     catalog = Catalog(catalog_url)  # opens, finds 0001, upgrades to head
     row = catalog.document("abc")

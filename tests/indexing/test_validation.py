@@ -16,9 +16,16 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 def row(i: int, **changes) -> DocRow:
     values = dict(
-        id=f"doc-{i}", source="news", url=f"https://example.com/{i}", title=f"Title {i}",
-        text="A perfectly ordinary article body that is long enough.", published_at=NOW - timedelta(hours=1),
-        published_estimated=False, language="en", version=1, attempts=0,
+        id=f"doc-{i}",
+        source="news",
+        url=f"https://example.com/{i}",
+        title=f"Title {i}",
+        text="A perfectly ordinary article body that is long enough.",
+        published_at=NOW - timedelta(hours=1),
+        published_estimated=False,
+        language="en",
+        version=1,
+        attempts=0,
     )
     values.update(changes)
     return DocRow(**values)
@@ -67,12 +74,12 @@ def test_requirements_follow_the_source(checks) -> None:
 
 
 def test_several_failures_are_all_reported_and_deletions_skip_checks(checks) -> None:
-    failed, summary = checks.check(
-        [row(3, text="", title="", language=None), row(4, text="", deleted=True)], now=NOW
-    )
+    failed, summary = checks.check([row(3, text="", title="", language=None), row(4, text="", deleted=True)], now=NOW)
     assert failed == {"doc-3": ["text under 25 characters", "no title", "no detected language"]}
     assert summary.as_dict() == {
-        "checked": 2, "passed": 1, "quarantined": 1,
+        "checked": 2,
+        "passed": 1,
+        "quarantined": 1,
         "failures": {"text under 25 characters": 1, "no title": 1, "no detected language": 1},
     }
 
@@ -80,11 +87,24 @@ def test_several_failures_are_all_reported_and_deletions_skip_checks(checks) -> 
 def test_indexer_quarantines_failures_and_indexes_the_rest(tmp_path, dense, sparse, checks) -> None:
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     store = EdgeStore(tmp_path / "index")
-    good = Document(source="news", external_id="good", text="Ferries resumed after the storm " * 5, title="Good",
-                    url="https://example.com/good", published_at=NOW, language="en")
-    future = Document(source="news", external_id="future", text="From the future " * 5, title="Odd",
-                      url="https://example.com/odd", published_at=datetime.now(UTC) + timedelta(days=3),
-                      language="en")
+    good = Document(
+        source="news",
+        external_id="good",
+        text="Ferries resumed after the storm " * 5,
+        title="Good",
+        url="https://example.com/good",
+        published_at=NOW,
+        language="en",
+    )
+    future = Document(
+        source="news",
+        external_id="future",
+        text="From the future " * 5,
+        title="Odd",
+        url="https://example.com/odd",
+        published_at=datetime.now(UTC) + timedelta(days=3),
+        language="en",
+    )
     catalog.upsert_documents([good, future])
     indexer = Indexer(catalog, store, Chunker(dense.tokenize), dense, sparse, checks=checks)
     report = indexer.run()
