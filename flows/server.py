@@ -52,6 +52,7 @@ def start_server(settings: Settings, *, timeout: float = 90.0) -> subprocess.Pop
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
     env = {**os.environ, **prefect_env(settings)}
     env.pop("PREFECT_API_URL", None)  # the server itself must not talk to another API
+    env["PREFECT_UI_API_URL"] = settings.prefect_api_url  # the dashboard's own calls (default: port 4200)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [prefect, "server", "start", "--host", parts.hostname, "--port", str(parts.port or 4200)],
