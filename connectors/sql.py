@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
+    DateTime,
     and_,
     column,
     create_engine,
@@ -33,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import quoted_name
 
 from connectors.articles import detect_language
@@ -50,6 +54,12 @@ def mask(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable database URL>"
+
+
+def _passwords(url: str, decoded: str | None) -> list[str]:
+    """The password as written in the URL (maybe %-encoded) and as decoded: neither may reach a message."""
+    userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+    return [p for p in {decoded, userinfo.partition(":")[2]} if p]
 
 
 @dataclass
@@ -101,11 +111,19 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
         return float(value) if value == value.to_integral_value() or abs(value) < 1e15 else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and infinities are not JSON
     if isinstance(value, bytes | bytearray | memoryview):
         return None
     if isinstance(value, str | int | float | bool) or value is None:
         return value
+    if isinstance(value, list | tuple):  # PostgreSQL arrays, JSON columns
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
     return str(value)
 
 
@@ -117,6 +135,12 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", errors="replace")
     return str(value)
+
+
+def _like_text(value: datetime, sample: str) -> str:
+    """``value`` spelled like ``sample``, a timestamp stored as text (SQLite), so they compare as text."""
+    timespec = "microseconds" if "." in sample else "seconds"
+    return value.isoformat(sep="T" if "T" in sample else " ", timespec=timespec)
 
 
 def _key_after(columns: list, values: list) -> Any:
@@ -164,32 +188,44 @@ class SqlReader:
                 f"source {source.name}: environment variable {source.url_env} (its url_env) is not set; "
                 "it must hold the database URL"
             )
-        self._secret = make_url(url).password if "://" in url else None
+        try:
+            parsed = make_url(url)
+            dialect = parsed.get_dialect().name
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+            raise ConfigError(
+                f"source {source.name}: {source.url_env} is not a usable database URL ({type(exc).__name__}); "
+                "expected e.g. postgresql+psycopg://user:password@host/db"
+            ) from exc
+        self._secrets = _passwords(url, parsed.password)
         self.display_url = mask(url)
         try:
-            tz = ZoneInfo(source.timezone)
+            self.tz = ZoneInfo(source.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"source {source.name}: timezone {source.timezone!r} is unknown") from exc
-        self.tz = tz
-        connect_args: dict[str, Any] = {}
-        try:
-            dialect = make_url(url).get_dialect().name
-        except (ArgumentError, NoSuchModuleError) as exc:
-            raise ConfigError(f"source {source.name}: {source.url_env} is not a usable database URL ({exc})") from exc
+        self._sqlite_file = None
+        options: dict[str, Any] = {"pool_pre_ping": True}
         if dialect == "postgresql":
-            connect_args["connect_timeout"] = 10
+            options["connect_args"] = {"connect_timeout": 10}
         elif dialect in ("mysql", "mariadb"):
-            connect_args.update(connect_timeout=10, read_timeout=300)
-        self.engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+            options["connect_args"] = {"connect_timeout": 10, "read_timeout": 300}
+        elif dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+                self._sqlite_file = Path(parsed.database)
+            # Every read opens the file afresh: a file that was replaced or removed is noticed at the
+            # next batch, instead of a pooled handle reading the old inode for the rest of the sync.
+            options = {"poolclass": NullPool}
+        self.engine = create_engine(url, **options)
         _read_only(self.engine)
         self._from = None
         self._cols: dict[str, Any] = {}
+        self._types: dict[str, Any] = {}
+        self._sample: Any = None  # an ordering value as the database returns it (query sources)
 
     # -- errors ---------------------------------------------------------------------------------
 
     def _scrub(self, message: str) -> str:
-        if self._secret:
-            message = message.replace(self._secret, "***")
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
         return message
 
     def _fail(self, what: str, exc: Exception) -> SourceError:
@@ -208,9 +244,25 @@ class SqlReader:
 
     # -- checking the configuration against the database ---------------------------------------------
 
+    def _connect_check(self) -> None:
+        """Connecting is the URL's business: a failure here names ``url_env``, not the table."""
+        s = self.source
+        if self._sqlite_file is not None and not self._sqlite_file.is_file():
+            # SQLite would create an empty database there; a reader must not write anything.
+            raise SourceError(
+                f"source {s.name} ({self.display_url}): database file {str(self._sqlite_file)!r} does not exist; "
+                f"check the URL in {s.url_env}"
+            )
+        try:
+            with self.engine.connect():
+                pass
+        except SQLAlchemyError as exc:
+            raise self._fail(f"cannot connect (check the URL in {s.url_env})", exc) from exc
+
     def check(self) -> None:
         """Connect and make sure the table or query and every configured column exist."""
         s = self.source
+        self._connect_check()
         try:
             if s.table is not None:
                 try:
@@ -224,20 +276,26 @@ class SqlReader:
                 schema = quoted_name(s.db_schema, quote=True) if s.db_schema else None
                 self._from = table(quoted_name(s.table, quote=True), schema=schema)
             else:
-                probe = select(literal_column("*")).select_from(text(f"({s.query}) AS kup_probe")).limit(0)
+                # The query is SQL as written: a ":name" in it is text, not a bind parameter.
+                query = s.query.replace(":", "\\:")
+                probe = select(literal_column("*")).select_from(text(f"({query}) AS kup_probe")).limit(0)
                 with self.engine.connect() as conn:
                     types = dict.fromkeys(conn.execute(probe).keys())
-                self._from = text(f"({s.query}) AS kup_source")
+                self._from = text(f"({query}) AS kup_source")
         except SourceError:
             raise
         except SQLAlchemyError as exc:
-            raise self._fail("cannot read the table or query", exc) from exc
+            what = (
+                "cannot read the table (its table setting)" if s.table else "cannot run the query (its query setting)"
+            )
+            raise self._fail(what, exc) from exc
         missing = {col: setting for col, setting in s.columns().items() if col not in types}
         if missing:
             listed = ", ".join(f"{col!r} (named by {setting})" for col, setting in missing.items())
             raise SourceError(
                 f"source {s.name}: column(s) {listed} do not exist; available: {', '.join(types) or 'none'}"
             )
+        self._types = {name: types[name] for name in s.columns()}
         self._cols = {name: column(quoted_name(name, quote=True), types[name]) for name in s.columns()}
 
     # -- reading ----------------------------------------------------------------------------------
@@ -264,9 +322,9 @@ class SqlReader:
             except ValueError:
                 return None
         if isinstance(value, datetime):
-            return value.replace(tzinfo=self.tz) if value.tzinfo is None else value
+            return (value.replace(tzinfo=self.tz) if value.tzinfo is None else value).astimezone(UTC)
         if isinstance(value, date):
-            return datetime(value.year, value.month, value.day, tzinfo=self.tz)
+            return datetime(value.year, value.month, value.day, tzinfo=self.tz).astimezone(UTC)
         return None
 
     def _render(self, template: str | None, row: Mapping[str, Any]) -> str:
@@ -281,7 +339,9 @@ class SqlReader:
         title = self._render(s.title, row)
         url = self._render(s.url, row) or None
         if not body:
-            return ItemFailure(external_id, "text columns are empty or NULL", url=url, title=title)
+            columns = ", ".join(template_fields(s.text))
+            reason = f"the text template's columns ({columns}) are empty or NULL"
+            return ItemFailure(external_id, reason, url=url, title=title)
         metadata = {name: _jsonable(row[name]) for name in s.metadata_columns}
         if len(body) > MAX_TEXT_CHARS:
             body = body[:MAX_TEXT_CHARS]
@@ -314,13 +374,16 @@ class SqlReader:
         return batch
 
     def _pages(self, start: Any, until: Any = None) -> Iterator[SqlBatch]:
+        """Batches in key order. Rows whose ordering value is NULL cannot be placed after a cursor
+        (and sort first or last depending on the database), so they are not read at all."""
         s = self.source
-        ordering = [self._cols[s.updated_column], *(self._cols[c] for c in s.id_columns)]
-        upper = self._cols[s.updated_column] < until if until is not None else None
+        updated = self._cols[s.updated_column]
+        ordering = [updated, *(self._cols[c] for c in s.id_columns)]
+        upper = updated < until if until is not None else None
         after = None
         while True:
-            conditions = [c for c in (start, upper, after) if c is not None]
-            query = self._select(and_(*conditions) if conditions else None, s.batch_size)
+            conditions = [c for c in (updated.is_not(None), start, upper, after) if c is not None]
+            query = self._select(and_(*conditions), s.batch_size)
             try:
                 with self.engine.connect() as conn:
                     rows = [dict(r._mapping) for r in conn.execute(query)]
@@ -334,26 +397,69 @@ class SqlReader:
                 return
             after = _key_after(ordering, list(batch.cursor.key()))
 
+    def _bound(self, value: Any) -> Any:
+        """A datetime given from outside (a backfill's window) as the updated column compares with it.
+
+        An aware value becomes the source's wall-clock time for a column without a time zone, and
+        text for timestamps stored as text (SQLite), so the window means the same on every database.
+        """
+        if not isinstance(value, datetime):
+            return value
+        sample = self._ordering_sample()
+        column_type = self._types.get(self.source.updated_column)
+        naive = not getattr(column_type, "timezone", False) if column_type is not None else None
+        if sample is not None and not isinstance(column_type, DateTime):
+            naive = not (isinstance(sample, datetime) and sample.tzinfo is not None)
+        if value.tzinfo is not None and naive:
+            value = value.astimezone(self.tz).replace(tzinfo=None)
+        elif value.tzinfo is None and naive is False:
+            value = value.replace(tzinfo=self.tz)
+        if isinstance(sample, str):
+            value = _like_text(value, sample)
+        return value
+
+    def _ordering_sample(self) -> Any:
+        """One ordering value as the database returns it, for a column whose type is not declared."""
+        updated = self.source.updated_column
+        if self._sample is None and not isinstance(self._types.get(updated), DateTime):
+            query = select(self._cols[updated]).select_from(self._from).where(self._cols[updated].is_not(None))
+            try:
+                with self.engine.connect() as conn:
+                    self._sample = conn.execute(query.limit(1)).scalar()
+            except SQLAlchemyError as exc:
+                raise self._fail("reading rows failed", exc) from exc
+        return self._sample
+
+    def _minus_lookback(self, value: Any) -> Any:
+        lookback = self.source.lookback
+        if isinstance(value, datetime | date):
+            return value - timedelta(seconds=lookback)
+        if isinstance(value, int | float | Decimal):
+            return value - type(value)(lookback)
+        if isinstance(value, str):  # a timestamp stored as text (SQLite)
+            try:
+                return _like_text(datetime.fromisoformat(value) - timedelta(seconds=lookback), value)
+            except ValueError:
+                pass
+        logger.warning("source %s: cannot look back from %r; reading from the cursor", self.source.name, value)
+        return value
+
     def read_changes(self, cursor: SqlCursor | None) -> Iterator[SqlBatch]:
         """Rows changed since ``cursor`` (re-reading ``lookback`` before it, for late commits)."""
         if cursor is None:
             yield from self._pages(None)
             return
         updated = self._cols[self.source.updated_column]
-        value = cursor.value
         if self.source.lookback:
-            if isinstance(value, datetime | date):
-                value = value - timedelta(seconds=self.source.lookback)
-            elif isinstance(value, int | float | Decimal):
-                value = value - type(value)(self.source.lookback)
-            start = updated >= value
+            start = updated >= self._minus_lookback(cursor.value)
         else:
             start = _key_after([updated, *(self._cols[c] for c in self.source.id_columns)], list(cursor.key()))
         yield from self._pages(start)
 
     def read_window(self, since: Any, until: Any = None) -> Iterator[SqlBatch]:
         """Rows whose ordering value lies in ``[since, until)``: a backfill that ignores the cursor."""
-        yield from self._pages(self._cols[self.source.updated_column] >= since, until)
+        until = self._bound(until) if until is not None else None
+        yield from self._pages(self._cols[self.source.updated_column] >= self._bound(since), until)
 
     def live_ids(self) -> Iterator[str]:
         """External ids of every row that is not soft-deleted (for finding hard deletes)."""

@@ -242,6 +242,7 @@ class Catalog:
                             documents.c.status,
                             documents.c.published_at,
                             documents.c.published_estimated,
+                            documents.c.deleted_at,
                         ).where(documents.c.id.in_(chunk))
                     )
                 }
@@ -252,7 +253,11 @@ class Catalog:
                     if old is None:
                         new_rows.append(_document_row(doc, now, first_seen=True))
                         outcomes[doc_id] = "new"
-                    elif old.content_hash == doc.content_hash and old.status not in ("quarantined", "deleted"):
+                    elif (
+                        old.content_hash == doc.content_hash
+                        and old.status not in ("quarantined", "deleted")
+                        and old.deleted_at is None  # back at its source before the indexer removed it
+                    ):
                         outcomes[doc_id] = "unchanged"
                         if old.entry_hash != doc.entry_hash:
                             conn.execute(

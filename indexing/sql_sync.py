@@ -23,11 +23,26 @@ from indexing.reports import SourceReport
 logger = logging.getLogger(__name__)
 
 
-def _commit(catalog: Catalog, source: SqlSource, batch: SqlBatch, report: SourceReport, now: datetime) -> None:
-    for outcome in catalog.upsert_documents(batch.documents, now).values():
+def _commit(
+    catalog: Catalog, source: SqlSource, batch: SqlBatch, report: SourceReport, now: datetime
+) -> dict[str, str]:
+    """Commit one batch; returns each document's outcome (``new``, ``updated``, ``unchanged``)."""
+    outcomes = catalog.upsert_documents(batch.documents, now)
+    for outcome in outcomes.values():
         setattr(report, outcome, getattr(report, outcome) + 1)
     report.deleted += catalog.mark_deleted(source.name, batch.deleted, now)
     report.failed += catalog.quarantine(source.name, batch.failures, now)
+    return outcomes
+
+
+def _ahead(new: SqlCursor, old: SqlCursor | None) -> bool:
+    """Whether ``new`` lies past ``old`` (a look-back re-reads rows behind the saved cursor).
+
+    Compared as saved: a cursor read back from the catalog holds JSON values (a UUID id as text).
+    """
+    if old is None:
+        return True
+    return SqlCursor.from_json(new.to_json()).key() > SqlCursor.from_json(old.to_json()).key()
 
 
 def _reconcile(
@@ -45,7 +60,8 @@ def _reconcile(
         warning = (
             f"reconciliation would delete {len(missing)} of {known} documents "
             f"({len(missing) / known:.0%}), more than max_delete_fraction {source.max_delete_fraction:.0%}; "
-            "nothing was deleted (check the query and the account's permissions)"
+            "nothing was deleted (check the query and the account's permissions; if those rows are really "
+            "gone, raise max_delete_fraction for one run)"
         )
         logger.warning("source %s: %s", source.name, warning)
         return warning
@@ -76,7 +92,7 @@ def ingest_sql(
             cursor = SqlCursor.from_json(state.get("position"))
             for batch in reader.read_changes(cursor):
                 _commit(catalog, source, batch, report, now)
-                if batch.cursor and (cursor is None or batch.cursor.key() > cursor.key()):
+                if batch.cursor and _ahead(batch.cursor, cursor):
                     cursor = batch.cursor
                     state["position"] = cursor.to_json()
                     catalog.save_cursor(source.name, "sql", state)  # only after the batch is committed
@@ -111,7 +127,9 @@ def backfill_sql(
 ) -> SourceReport:
     """Re-read the rows whose ordering value lies in ``[since, until)``; the cursor is left alone.
 
-    Unchanged rows are recognised by their content hash and cost nothing downstream.
+    Changed and missed rows are committed; unchanged ones (same content hash) go back to the
+    indexer as well, which rewrites only what differs from the store, so a backfill also repairs
+    an index that lost points (as a feed's backfill does).
     """
     started = time.perf_counter()
     now = now or now_utc()
@@ -120,7 +138,8 @@ def backfill_sql(
         with SqlReader(source, env) as reader:
             reader.check()
             for batch in reader.read_window(since, until):
-                _commit(catalog, source, batch, report, now)
+                outcomes = _commit(catalog, source, batch, report, now)
+                catalog.requeue([doc_id for doc_id, outcome in outcomes.items() if outcome == "unchanged"])
     except (SourceError, ConfigError) as exc:
         report.error = str(exc)
     report.seconds = time.perf_counter() - started

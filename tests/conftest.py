@@ -160,6 +160,7 @@ class SourceDatabase:
     def restore_connections(self) -> None:
         from sqlalchemy import create_engine, text
 
+        self.engine.dispose()  # its pooled connections were cut off too (PostgreSQL ends them all)
         if self.kind == "sqlite":
             path = Path(self.url.removeprefix("sqlite:///"))
             path.unlink(missing_ok=True)  # an empty file a connection attempt may have created

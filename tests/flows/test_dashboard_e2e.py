@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -54,8 +59,14 @@ def served(pipeline, tmp_path):
     api = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(pipeline.env(), KUP_PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    process = subprocess.Popen([sys.executable, "-m", "flows.cli", "up"], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "up"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while True:
         assert process.poll() is None, process.stdout.read()
@@ -79,16 +90,28 @@ def test_runs_triggered_by_hand_show_in_the_dashboard(served) -> None:
     client_env = {**env, "PREFECT_API_URL": api}
     # A refresh the Prefect way (README), retried if the every-minute schedule happened to be running.
     for _ in range(3):
-        out = subprocess.run([str(Path(sys.executable).parent / "prefect"), "deployment", "run", "refresh/refresh"],
-                             env=client_env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "refresh/refresh"],
+            env=client_env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
         refresh_id = re.search(r"UUID: ([0-9a-f-]{36})", out.stdout).group(1)
         if _wait_for_state(api, refresh_id) != "CANCELLED":
             break
     assert _wait_for_state(api, refresh_id) == "COMPLETED"
 
-    out = subprocess.run([sys.executable, "-m", "flows.cli", "backfill", "--source", "world", "--since", "30d",
-                          "--wait"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "backfill", "--source", "world", "--since", "30d", "--wait"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     backfill_id = re.search(r"\(([0-9a-f-]{36})\)", out.stdout).group(1)
     assert _wait_for_state(api, backfill_id) == "COMPLETED"

@@ -70,11 +70,17 @@ def test_backfill_reextracts_articles_the_feed_did_not_announce(pipeline) -> Non
     pipeline.write_sources({"world": "/world"})
     refresh()
     # The publisher corrects an article without touching its feed entry: a refresh cannot see it.
-    pipeline.server.set("/world/article/1", article_html("Story number 1", [
-        "Correction: the harbour festival moves to Saturday because of the storm warning.",
-        "Organisers said tickets stay valid and the fireworks start at nine in the evening.",
-        "The mayor thanked volunteers who rebuilt the stage after strong winds on Thursday.",
-    ]))
+    pipeline.server.set(
+        "/world/article/1",
+        article_html(
+            "Story number 1",
+            [
+                "Correction: the harbour festival moves to Saturday because of the storm warning.",
+                "Organisers said tickets stay valid and the fireworks start at nine in the evening.",
+                "The mayor thanked volunteers who rebuilt the stage after strong winds on Thursday.",
+            ],
+        ),
+    )
     assert refresh()["totals"]["updated"] == 0
 
     since = "2020-01-01T00:00:00+00:00"

@@ -22,9 +22,15 @@ def store(request, tmp_path):
 
 def docs(count: int) -> list[Document]:
     return [
-        Document(source="news", external_id=f"g{i}", text="\n\n".join(paragraphs(300 + i, count=6)),
-                 title=f"Story {i}", url=f"https://example.com/{i}", published_at=datetime(2026, 11, 1, tzinfo=UTC),
-                 language="en")
+        Document(
+            source="news",
+            external_id=f"g{i}",
+            text="\n\n".join(paragraphs(300 + i, count=6)),
+            title=f"Story {i}",
+            url=f"https://example.com/{i}",
+            published_at=datetime(2026, 11, 1, tzinfo=UTC),
+            language="en",
+        )
         for i in range(count)
     ]
 
