@@ -515,6 +515,21 @@ class Catalog:
                 count += conn.execute(query.where(settled, documents.c.id.in_(chunk))).rowcount
         return count
 
+    def training_documents(
+        self, *, after: datetime | None = None, before: datetime | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Indexed documents changed after/before a time, newest first, for fine-tuning."""
+        query = select(
+            documents.c.id, documents.c.title, documents.c.text, documents.c.published_at, documents.c.updated_at
+        ).where(documents.c.status == "indexed", documents.c.deleted_at.is_(None))
+        if after is not None:
+            query = query.where(documents.c.updated_at > after)
+        if before is not None:
+            query = query.where(documents.c.updated_at <= before)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(documents.c.updated_at.desc(), documents.c.id).limit(limit)).all()
+        return [dict(r._mapping) for r in rows]
+
     def live_external_ids(self, source: str) -> Iterator[str]:
         """External ids of a source's documents that are not deleted, streamed."""
         with self._read() as conn:

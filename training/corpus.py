@@ -1,0 +1,231 @@
+"""Training and evaluation text: what arrived (new), what earlier updates taught (earlier), and general text.
+
+General text comes from three places: a corpus the user configures, English text that ships with
+Python itself (the pydoc topic pages), and text the frozen base model generates before training
+(self-synthesised rehearsal, standing in for pretraining data we do not have; cached per base model).
+Each set is cut into token windows of the training sequence length; earlier and general text are
+split into a review pool (trained on, by Mix-review) and a held-out part (only ever evaluated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from indexing import Catalog
+from training.recipe import Recipe
+
+logger = logging.getLogger(__name__)
+
+SYNTHETIC_TOPICS = (
+    "how bridges carry heavy loads",
+    "why leaves change colour in autumn",
+    "how a bicycle stays upright",
+    "the water cycle",
+    "how bread rises",
+    "what makes a good habit",
+    "how maps are drawn",
+    "the life of bees",
+    "how trains are scheduled",
+    "why the sky is blue",
+    "how to plan a small garden",
+    "how libraries sort books",
+    "how volcanoes form",
+    "what a budget is for",
+    "how the moon affects tides",
+    "how people learn languages",
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One window of token ids, with where it came from."""
+
+    ids: tuple[int, ...]
+    kind: str  # new / earlier / general
+    doc_id: str | None = None
+    published: datetime | None = None
+
+
+@dataclass
+class DataSets:
+    new_train: list[Sample] = field(default_factory=list)  # what the update must teach
+    new_heldout: list[Sample] = field(default_factory=list)  # new documents kept out of training
+    earlier_review: list[Sample] = field(default_factory=list)
+    earlier_eval: list[Sample] = field(default_factory=list)
+    general_review: list[Sample] = field(default_factory=list)
+    general_eval: list[Sample] = field(default_factory=list)
+    watermark: datetime | None = None  # the newest change the update saw
+    new_documents: int = 0
+    sources: dict[str, int] = field(default_factory=dict)  # general text: windows per origin
+
+    @property
+    def review_pool(self) -> list[Sample]:
+        return self.earlier_review + self.general_review
+
+    def eval_sets(self) -> dict[str, list[Sample]]:
+        sets = {
+            "new": self.new_train,
+            "new_heldout": self.new_heldout,
+            "earlier": self.earlier_eval,
+            "general": self.general_eval,
+        }
+        return {name: samples for name, samples in sets.items() if samples}
+
+
+def windows(tokenizer, text: str, max_len: int, max_windows: int) -> list[tuple[int, ...]]:
+    """Token windows of at most ``max_len`` (the last one closed by the end-of-text token)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        ids = [*ids, tokenizer.eos_token_id]
+    out = [tuple(ids[i : i + max_len]) for i in range(0, len(ids), max_len)]
+    return [w for w in out[:max_windows] if len(w) > 1]
+
+
+def _doc_text(title: str, text: str) -> str:
+    return f"{title}\n\n{text}" if title else text
+
+
+def _split(items: list, fraction: float, seed: str) -> tuple[list, list]:
+    """Deterministic (kept, held-out) split; at least one held out when there are two or more."""
+    if len(items) < 2:
+        return items, []
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    held = max(1, round(len(items) * fraction))
+    return shuffled[held:], shuffled[:held]
+
+
+def python_text(max_paragraphs: int = 400) -> list[str]:
+    """English prose that ships with Python: the pydoc topic pages (no download needed)."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # some distributions strip pydoc_data
+        import this  # noqa: F401 - its source holds the Zen of Python, rot13-encoded
+
+        return []
+    paragraphs = []
+    for name in sorted(topics):
+        for block in re.split(r"\n\s*\n", topics[name]):
+            clean = " ".join(block.split())
+            if len(clean) > 200 and not clean.startswith(("**", ">>>", "...")) and clean.count("(") < 6:
+                paragraphs.append(clean)
+    return paragraphs[:max_paragraphs]
+
+
+def user_corpus(paths: Iterable[Path]) -> list[str]:
+    out = []
+    for path in paths:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        out.extend(p.strip() for p in re.split(r"\n\s*\n", text) if len(p.strip()) > 80)
+    return out
+
+
+def synthetic_text(model, tokenizer, *, samples: int, max_new_tokens: int, cache: Path, seed: int) -> list[str]:
+    """Texts the frozen base model writes about everyday topics, cached (per base model) in ``cache``."""
+    if samples <= 0:
+        return []
+    if cache.exists():
+        cached = [json.loads(line)["text"] for line in cache.read_text().splitlines() if line.strip()]
+        if len(cached) >= samples:
+            return cached[:samples]
+    import torch
+
+    torch.manual_seed(seed)
+    texts = []
+    device = next(model.parameters()).device
+    was_caching = model.config.use_cache
+    model.config.use_cache = True
+    model.eval()
+    for i in range(samples):
+        topic = SYNTHETIC_TOPICS[i % len(SYNTHETIC_TOPICS)]
+        prompt = f"Write a short paragraph about {topic}."
+        if getattr(tokenizer, "chat_template", None):
+            prompt = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        inputs = tokenizer(prompt, return_tensors="pt").to(device)
+        with torch.no_grad():
+            out = model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=True,
+                temperature=0.8,
+                top_p=0.95,
+                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+            )
+        text = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        if text:
+            texts.append(text)
+    model.config.use_cache = was_caching
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return texts
+
+
+def synthetic_cache_path(data_dir: Path, base_name: str, recipe: Recipe) -> Path:
+    key = hashlib.sha256(f"{base_name}|{recipe.synthetic_tokens}|{recipe.seed}".encode()).hexdigest()[:16]
+    return data_dir / "cache" / f"synthetic-{key}.jsonl"
+
+
+def _to_samples(tokenizer, texts: list[str], kind: str, recipe: Recipe) -> list[Sample]:
+    out = []
+    for text in texts:
+        for ids in windows(tokenizer, text, recipe.max_seq_len, recipe.max_windows_per_doc):
+            out.append(Sample(ids, kind))
+    return out
+
+
+def build_datasets(
+    catalog: Catalog,
+    tokenizer,
+    recipe: Recipe,
+    *,
+    watermark: datetime | None,
+    synthetic: list[str] | None = None,
+    extra_general: list[str] | None = None,
+) -> DataSets:
+    """Assemble every set for one update from the catalog (documents since ``watermark``) and general text."""
+    data = DataSets()
+    new_docs = catalog.training_documents(after=watermark, limit=recipe.max_new_documents)
+    earlier_docs = catalog.training_documents(before=watermark, limit=4 * recipe.eval_samples) if watermark else []
+    data.new_documents = len(new_docs)
+    data.watermark = max((d["updated_at"] for d in new_docs), default=watermark)
+
+    train_docs, heldout_docs = _split(new_docs, recipe.heldout_fraction, f"{recipe.seed}:new")
+    if len(new_docs) < 5:  # too few to hold any out and still learn them all
+        train_docs, heldout_docs = new_docs, []
+    for docs, target in ((train_docs, data.new_train), (heldout_docs, data.new_heldout)):
+        for d in docs:
+            for ids in windows(
+                tokenizer, _doc_text(d["title"], d["text"]), recipe.max_seq_len, recipe.max_windows_per_doc
+            ):
+                target.append(Sample(ids, "new", d["id"], d["published_at"]))
+
+    earlier = []
+    for d in earlier_docs:
+        for ids in windows(tokenizer, _doc_text(d["title"], d["text"]), recipe.max_seq_len, recipe.max_windows_per_doc):
+            earlier.append(Sample(ids, "earlier", d["id"], d["published_at"]))
+    data.earlier_review, data.earlier_eval = _split(earlier, 0.5, f"{recipe.seed}:earlier")
+    data.earlier_eval = data.earlier_eval[: recipe.eval_samples]
+
+    general_parts = {
+        "user_corpus": user_corpus(recipe.general_corpus) + list(extra_general or []),
+        "python_docs": python_text(),
+        "synthetic": list(synthetic or []),
+    }
+    general = []
+    for origin, texts in general_parts.items():
+        samples = _to_samples(tokenizer, texts, "general", recipe)
+        data.sources[origin] = len(samples)
+        general.extend(samples)
+    review, held = _split(general, 0.25, f"{recipe.seed}:general")
+    data.general_review, data.general_eval = review, held[: recipe.eval_samples]
+    return data

@@ -1,0 +1,137 @@
+"""LoRA training: attach (or continue) an adapter, then one readable loop over Mix-review epochs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.corpus import Sample
+from training.mix_review import MixReviewSampler, PlainSampler
+from training.recipe import Recipe
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    losses: list[float] = field(default_factory=list)  # per optimizer step
+    epochs: list[dict] = field(default_factory=list)  # new and review samples per epoch
+    tokens: int = 0  # tokens trained on (not padding)
+    steps: int = 0
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def set_seed(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def attach_adapter(model, recipe: Recipe, start_from: Path | None = None):
+    """A trainable LoRA adapter on the frozen base: a fresh one, or the champion's to continue from."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if start_from is not None:
+        return PeftModel.from_pretrained(model, str(start_from), is_trainable=True)
+    config = LoraConfig(
+        r=recipe.lora_r,
+        lora_alpha=recipe.lora_alpha,
+        lora_dropout=recipe.lora_dropout,
+        target_modules=recipe.lora_targets,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def collate(samples: Sequence[Sample], pad_id: int, device: str) -> dict:
+    """Right-padded ids, the attention mask, and labels that ignore the padding."""
+    import torch
+
+    longest = max(len(s.ids) for s in samples)
+    ids = torch.full((len(samples), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(samples), longest), dtype=torch.long)
+    for row, sample in enumerate(samples):
+        ids[row, : len(sample.ids)] = torch.tensor(sample.ids)
+        mask[row, : len(sample.ids)] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+def batches(items: Sequence[Sample], size: int) -> list[list[Sample]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def sampler_for(recipe: Recipe, new: Sequence[Sample], review: Sequence[Sample]) -> MixReviewSampler:
+    if recipe.method == "mix_review":
+        return MixReviewSampler(new, review, mix_ratio=recipe.mix_ratio, mix_decay=recipe.mix_decay, seed=recipe.seed)
+    return PlainSampler(new, seed=recipe.seed)
+
+
+def train(
+    model,
+    sampler: MixReviewSampler,
+    recipe: Recipe,
+    *,
+    pad_id: int,
+    device: str,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` (a peft model) over the sampler's epochs. ``on_step(step, total, loss)`` reports progress."""
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    set_seed(recipe.seed)
+    plans = sampler.plan(recipe.epochs)
+    epoch_batches = [batches(plan.items, recipe.batch_size) for plan in plans]
+    total_steps = sum(math.ceil(len(b) / recipe.grad_accumulation) for b in epoch_batches)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(recipe.warmup_ratio * total_steps), total_steps)
+    # The l2 method pulls the adapter toward where this update started (the champion), not toward zero.
+    anchor = [p.detach().clone() for p in params] if recipe.method == "l2" else None
+    # bf16 autocast on a GPU; plain fp32 on the CPU (bf16 matmuls there are slower, not faster).
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
+
+    result = TrainResult(epochs=[{"epoch": p.epoch, "new": p.new, "review": p.review} for p in plans])
+    model.train()
+    started = time.perf_counter()
+    step = 0
+    for batches_of_epoch in epoch_batches:
+        running = 0.0
+        for i, batch_samples in enumerate(batches_of_epoch):
+            batch = collate(batch_samples, pad_id, device)
+            with autocast:
+                loss = model(**batch).loss
+            if anchor is not None:  # L2 penalty toward the starting adapter weights
+                loss = loss + recipe.l2_weight * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor, strict=True))
+            (loss / recipe.grad_accumulation).backward()
+            running += loss.item() / recipe.grad_accumulation
+            result.tokens += int(batch["attention_mask"].sum())
+            last_of_epoch = i == len(batches_of_epoch) - 1
+            if (i + 1) % recipe.grad_accumulation == 0 or last_of_epoch:
+                torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)  # clip before the step
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                result.losses.append(running)
+                if on_step:
+                    on_step(step, total_steps, running)
+                running = 0.0
+    result.steps = step
+    result.seconds = time.perf_counter() - started
+    model.eval()
+    return result
