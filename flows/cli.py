@@ -239,6 +239,120 @@ def reindex(wait: Annotated[bool, typer.Option(help="Wait for the run to finish"
 
 @app.command()
 @_friendly
+def finetune(
+    recipe: Annotated[Path | None, typer.Option(help="Training recipe (YAML) [env: KUP_RECIPE]")] = None,
+    method: Annotated[str | None, typer.Option(help="mix_review, none or l2 (overrides the recipe)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON")] = False,
+) -> None:
+    """Train a candidate adapter on what arrived since the champion; promote it only if the gate passes."""
+    from flows.server import api_reachable
+    from training import load_recipe
+
+    s = settings()
+    load_recipe(recipe or s.recipe, method=method)  # a bad recipe fails here, with every problem listed
+    if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
+        os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    from flows.finetune import finetune as finetune_flow
+    from flows.views import to_json
+
+    state = finetune_flow(
+        recipe=str(recipe) if recipe else None, method=method, progress_bar=not as_json, return_state=True
+    )
+    result = state.result(raise_on_failure=False)
+    if not isinstance(result, dict):
+        raise KupError(f"the fine-tune run failed: {state.message or result}")
+    if as_json:
+        console.print_json(to_json(result))
+    elif result["status"] == "nothing-new":
+        console.print("Nothing new since the champion's watermark; nothing was trained.")
+    else:
+        s_ = result["summary"]
+        console.print(
+            f"adapter {result['adapter']}: {result['status']} "
+            f"(new-knowledge gain {s_['new_gain']:+.2%}, general forgetting "
+            f"{(s_['general_forgetting'] or 0):+.2%})"
+        )
+        for reason in result["reasons"]:
+            console.print(f"  rejected: {reason}")
+    if result["status"] == "rejected":
+        raise typer.Exit(1)
+
+
+adapters_app = typer.Typer(help="List, promote and roll back fine-tuned adapters.", no_args_is_help=True)
+app.add_typer(adapters_app, name="adapters")
+
+
+def _registry():
+    from training import AdapterRegistry
+
+    return AdapterRegistry(settings().data_path / "adapters")
+
+
+@adapters_app.command("list")
+@_friendly
+def adapters_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """Every adapter, newest last; the champion is marked."""
+    from flows.views import to_json
+
+    registry = _registry()
+    champion = registry.champion()
+    rows = [
+        {
+            "id": a.id,
+            "champion": champion is not None and a.id == champion.id,
+            "created_at": a.manifest["created_at"],
+            "method": a.manifest.get("method"),
+            "parent": a.manifest.get("parent"),
+            "passed": a.passed,
+            "summary": a.manifest.get("summary", {}),
+            "reasons": a.manifest.get("verdict", {}).get("reasons", []),
+        }
+        for a in registry.list()
+    ]
+    if as_json:
+        console.print_json(to_json(rows))
+        return
+    if not rows:
+        console.print("No adapters yet; `kup finetune` trains the first one.")
+        return
+    for r in rows:
+        mark = "*" if r["champion"] else " "
+        gain, forgetting = r["summary"].get("new_gain"), r["summary"].get("general_forgetting")
+        console.print(
+            f"{mark} {r['id']}  {r['method']:<10} {'passed' if r['passed'] else 'rejected':<8} "
+            f"gain {'-' if gain is None else f'{gain:+.2%}'}  "
+            f"general {'-' if forgetting is None else f'{forgetting:+.2%}'}  parent {r['parent'] or '-'}",
+            markup=False,
+        )
+    console.print("(* = champion, used to answer questions)")
+
+
+@adapters_app.command("promote")
+@_friendly
+def adapters_promote(
+    adapter_id: Annotated[str, typer.Argument(help="The adapter to make champion")],
+    force: Annotated[bool, typer.Option(help="Promote even an adapter the gate rejected")] = False,
+) -> None:
+    """Make an adapter the champion (one atomic switch)."""
+    registry = _registry()
+    adapter = registry.get(adapter_id)
+    if not adapter.passed and not force:
+        reasons = "; ".join(adapter.manifest.get("verdict", {}).get("reasons", [])) or "no reasons recorded"
+        raise InputError(f"adapter {adapter_id} failed the gate ({reasons}); pass --force to promote it anyway")
+    registry.promote(adapter_id)
+    console.print(f"champion is now {adapter_id}")
+
+
+@adapters_app.command("rollback")
+@_friendly
+def adapters_rollback() -> None:
+    """Put the previous champion back (or the bare base model when there was none)."""
+    previous = _registry().rollback()
+    console.print(f"champion is now {previous.id}" if previous else "no champion: answers use the base model")
+
+
+@app.command()
+@_friendly
 def up() -> None:
     """Start a local Prefect server if none answers, and serve every deployment in prefect.yaml."""
     from flows.deployments import read_specs, runner_deployments

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, ge=1, le=1024, description="texts per encoder call; 32-128 saturate a CPU")
     index_batch_docs: int = Field(128, ge=1, le=10_000, description="documents claimed and written per index batch")
 
+    # Fine-tuning -------------------------------------------------------------------------------
+    base_model: str | None = Field(None, description="'smollm2' (packaged, default) or a local HF model directory")
+    recipe: Path | None = Field(None, description="training recipe (YAML); default: the built-in recipe")
+
     # Data checks before indexing -------------------------------------------------------------------
     min_text_chars: int = Field(25, ge=1, description="shorter texts are quarantined, not indexed")
     future_skew_minutes: float = Field(10, ge=0, description="how far in the future a published time may lie")

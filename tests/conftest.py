@@ -104,6 +104,15 @@ def catalog_url(request) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture
+def restore_environ():
+    """The CLI exports its settings for child processes; put the test process's environment back."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness

@@ -97,8 +97,10 @@ def resolve_base(ref: str | None, data_dir: Path) -> tuple[str, Path]:
 def load_base(ref: str | None, data_dir: Path, *, device: str | None = None) -> BaseModel:
     """The frozen base model and its tokenizer, on CUDA when present, else the CPU."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    transformers.utils.logging.disable_progress_bar()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     name, path = resolve_base(ref, data_dir)

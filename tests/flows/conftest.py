@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,12 +54,3 @@ def pipeline(tmp_path, feed_server, monkeypatch) -> Pipeline:
     for key, value in p.env().items():
         monkeypatch.setenv(key, value)
     return p
-
-
-@pytest.fixture
-def restore_environ():
-    """The CLI exports its settings for child processes; put the test process's environment back."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
