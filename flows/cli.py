@@ -239,6 +239,65 @@ def reindex(wait: Annotated[bool, typer.Option(help="Wait for the run to finish"
 
 @app.command()
 @_friendly
+def ask(
+    question: Annotated[str, typer.Argument(help="The question")],
+    mode: Annotated[str, typer.Option(help="prompt, rag-token or closed-book")] = "prompt",
+    k: Annotated[int, typer.Option("--k", "-k", help="Passages to retrieve")] = 5,
+    recent: Annotated[float | None, typer.Option(help="Only passages published in the last N days")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON")] = False,
+) -> None:
+    """Answer from the freshest passages with the base model plus the champion adapter, citing sources."""
+    from flows.runtime import Runtime
+    from flows.views import to_json
+
+    if recent is not None and recent <= 0:
+        raise InputError("--recent must be a positive number of days")
+    with Runtime(settings()) as rt:
+        stream = None if as_json else (lambda piece: console.print(piece, end="", markup=False, highlight=False))
+        answer = rt.answerer.answer(
+            question, mode=mode, k=k, recent_days=recent, sources=source or None, on_text=stream
+        )
+    if as_json:
+        console.print_json(to_json(answer.as_dict()))
+        return
+    console.print()
+    if answer.citations:
+        console.print("\nSources:")
+        for c in answer.citations:
+            console.print(
+                f"  [{c.number}] {c.title or '(untitled)'} — {c.url or 'no URL'} ({c.published or 'undated'})",
+                markup=False,
+            )
+    elif mode != "closed-book":
+        console.print("\n(no passage cited)")
+    t = answer.timings
+    err_console.print(
+        f"{answer.mode}, adapter {answer.adapter or 'none (base model)'}; "
+        f"first token {t.get('first_token_ms', '-')} ms, {t.get('tokens_per_s', '-')} tokens/s",
+        markup=False,
+    )
+
+
+@app.command()
+@_friendly
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8077,
+) -> None:
+    """Serve /search and /ask over HTTP (JSON; OpenAPI schema at /docs)."""
+    import uvicorn
+
+    from answering.api import create_app
+    from flows.runtime import Runtime
+
+    with Runtime(settings()) as rt:
+        console.print(f"kup API on http://{host}:{port} (docs at /docs)")
+        uvicorn.run(create_app(rt.answerer), host=host, port=port, log_level="warning")
+
+
+@app.command()
+@_friendly
 def finetune(
     recipe: Annotated[Path | None, typer.Option(help="Training recipe (YAML) [env: KUP_RECIPE]")] = None,
     method: Annotated[str | None, typer.Option(help="mix_review, none or l2 (overrides the recipe)")] = None,

@@ -92,6 +92,20 @@ class Runtime:
             requirements=self.requirements(),
         )
 
+    @cached_property
+    def answerer(self):
+        from answering import Answerer, LanguageModel
+
+        lm = LanguageModel(self.settings.data_path, self.settings.base_model)
+        return Answerer(
+            self.store,
+            self.dense,
+            self.sparse,
+            lm,
+            context_tokens=self.settings.context_tokens,
+            max_new_tokens=self.settings.max_new_tokens,
+        )
+
     def close(self) -> None:
         for name in ("fetcher", "store", "catalog"):
             part = self.__dict__.pop(name, None)

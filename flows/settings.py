@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     base_model: str | None = Field(None, description="'smollm2' (packaged, default) or a local HF model directory")
     recipe: Path | None = Field(None, description="training recipe (YAML); default: the built-in recipe")
 
+    # Answering ---------------------------------------------------------------------------------
+    context_tokens: int = Field(2048, ge=256, le=32768, description="prompt + answer budget for the LLM")
+    max_new_tokens: int = Field(160, ge=8, le=2048, description="longest answer generated")
+
     # Data checks before indexing -------------------------------------------------------------------
     min_text_chars: int = Field(25, ge=1, description="shorter texts are quarantined, not indexed")
     future_skew_minutes: float = Field(10, ge=0, description="how far in the future a published time may lie")

@@ -1,65 +1,13 @@
-"""A tiny Llama-architecture model built from a config (no download), with the SmolLM2 tokenizer."""
+"""Fine-tuning fixtures: facts to learn and a catalog holding them (the tiny model lives in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from connectors import Document
 from indexing import Catalog
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from training.base_model import packaged_gguf
-
-    gguf = packaged_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    pretrain(model, tokenizer)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-def pretrain(model, tokenizer, steps: int = 150) -> None:
-    """A few seconds of full training on English text, so the tiny model is a (weak) language model."""
-    import torch
-
-    from training.corpus import python_text
-
-    ids = tokenizer("\n\n".join(python_text(120)), add_special_tokens=False)["input_ids"]
-    windows = torch.tensor([ids[i : i + 64] for i in range(0, len(ids) - 64, 64)])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(steps):
-        batch = windows[torch.randint(len(windows), (8,), generator=generator)]
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.eval()
-
 
 FACTS = [
     "The Lumen Bridge over the river Osk opened on 3 October 2026 and carries trams and bicycles only.",

@@ -1,0 +1,223 @@
+"""Answering a question: retrieve fresh passages, prompt the base model plus the champion adapter, cite sources."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from answering.decode import retrieval_log_weights, stream_greedy, stream_rag_token
+from answering.prompt import NOT_FOUND, Passage, closed_book_prompt, count_tokens, fit_passages, rag_prompt
+from connectors import InputError, KupError
+from indexing import DenseEncoder, SparseEncoder, VectorStore, search
+from training.base_model import load_base
+from training.registry import AdapterRegistry
+
+Mode = Literal["prompt", "rag-token", "closed-book"]
+MODES = ("prompt", "rag-token", "closed-book")
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+RAG_TOKEN_TEMPERATURE = 0.05  # softmax temperature over cosine similarities (0..1): sharp but not one-hot
+
+
+@dataclass
+class Citation:
+    number: int
+    title: str
+    url: str | None
+    published: str | None
+
+
+@dataclass
+class Answer:
+    question: str
+    mode: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    adapter: str | None = None  # the champion adapter used, if any
+    timings: dict[str, float] = field(default_factory=dict)  # retrieve_ms, first_token_ms, total_ms, tokens_per_s
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def cited(text: str, passages: list[Passage]) -> list[Citation]:
+    """The passages an answer cites as [n], in order of first mention; numbers out of range are ignored."""
+    seen: list[int] = []
+    for match in _CITATION.finditer(text):
+        number = int(match.group(1))
+        if 1 <= number <= len(passages) and number not in seen:
+            seen.append(number)
+    return [Citation(n, passages[n - 1].title, passages[n - 1].url, passages[n - 1].published) for n in seen]
+
+
+class LanguageModel:
+    """The base model with the champion adapter (when there is one), loaded once and shared."""
+
+    def __init__(self, data_dir: Path, base_model: str | None, *, use_adapter: bool = True) -> None:
+        self.data_dir = data_dir
+        self.base_model = base_model
+        self.use_adapter = use_adapter
+        self._loaded: tuple | None = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        """(model, tokenizer, adapter id or None); reloads when the champion changed."""
+        registry = AdapterRegistry(self.data_dir / "adapters")
+        champion = registry.champion() if self.use_adapter else None
+        wanted = champion.id if champion else None
+        with self._lock:
+            if self._loaded is None or self._loaded[2] != wanted:
+                base = load_base(self.base_model, self.data_dir)
+                model = base.model
+                if champion is not None:
+                    from peft import PeftModel
+
+                    model = PeftModel.from_pretrained(model, str(champion.path))
+                model.eval()
+                model.config.use_cache = True
+                self._loaded = (model, base.tokenizer, wanted)
+            return self._loaded
+
+    def context_window(self) -> int:
+        model, _, _ = self.get()
+        return int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+
+
+class Answerer:
+    def __init__(
+        self,
+        store: VectorStore,
+        dense: DenseEncoder,
+        sparse: SparseEncoder,
+        lm: LanguageModel,
+        *,
+        context_tokens: int = 2048,
+        max_new_tokens: int = 160,
+    ) -> None:
+        self.store, self.dense, self.sparse, self.lm = store, dense, sparse, lm
+        self.context_tokens = context_tokens
+        self.max_new_tokens = max_new_tokens
+
+    def retrieve(self, question: str, *, k: int, recent_days: float | None, sources: list[str] | None) -> list[Passage]:
+        since = datetime.now(UTC) - timedelta(days=recent_days) if recent_days else None
+        hits = search(
+            self.store, self.dense, self.sparse, question, limit=k, sources=sources, published_after=since
+        ).hits
+        return [
+            Passage(
+                text=h.payload.get("text", ""),
+                title=h.payload.get("title", ""),
+                url=h.payload.get("url"),
+                published=h.payload.get("published"),
+                source=h.payload.get("source"),
+                score=h.score,
+            )
+            for h in hits
+        ]
+
+    def _budget(self) -> int:
+        return min(self.context_tokens, self.lm.context_window()) - self.max_new_tokens
+
+    def answer(
+        self,
+        question: str,
+        *,
+        mode: Mode = "prompt",
+        k: int = 5,
+        recent_days: float | None = None,
+        sources: list[str] | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Answer:
+        question = (question or "").strip()
+        if not question:
+            raise InputError("the question is empty; ask something")
+        if mode not in MODES:
+            raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if not 1 <= k <= 20:
+            raise InputError("--k must be between 1 and 20")
+        started = time.perf_counter()
+        model, tokenizer, adapter = self.lm.get()
+        budget = self._budget()
+        overhead = count_tokens(tokenizer, rag_prompt(tokenizer, question, []))
+        if overhead + 32 > budget:
+            raise InputError(
+                f"the question is {count_tokens(tokenizer, question)} tokens long; with the instructions it must "
+                f"stay under about {budget - 32 - (overhead - count_tokens(tokenizer, question))} tokens"
+            )
+        passages: list[Passage] = []
+        timings: dict[str, float] = {}
+        if mode == "closed-book":
+            pieces = stream_greedy(
+                model, tokenizer, closed_book_prompt(tokenizer, question), max_new_tokens=self.max_new_tokens
+            )
+        else:
+            retrieved = self.retrieve(question, k=k, recent_days=recent_days, sources=sources)
+            timings["retrieve_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            if not retrieved:
+                raise KupError(
+                    "no passages match (is the index empty? run `kup refresh` first, or widen --recent/--source)"
+                )
+            passages = fit_passages(tokenizer, question, retrieved, budget)
+            if not passages:
+                raise InputError("the question leaves no room for any passage in the model's context; shorten it")
+            if mode == "prompt":
+                pieces = stream_greedy(
+                    model, tokenizer, rag_prompt(tokenizer, question, passages), max_new_tokens=self.max_new_tokens
+                )
+            else:
+                relevance = self._relevance(question, passages)
+                pieces = stream_rag_token(
+                    model,
+                    tokenizer,
+                    [rag_prompt(tokenizer, question, [p]) for p in passages],
+                    relevance,
+                    max_new_tokens=self.max_new_tokens,
+                    temperature=RAG_TOKEN_TEMPERATURE,
+                )
+        text = self._drain(pieces, on_text, started, timings, tokenizer)
+        if mode == "rag-token":
+            # Each passage had its own prompt, where it was [1]: the answer's sources are the passages
+            # that carry the mixture, by weight.
+            text = _CITATION.sub("", text)
+            weights = retrieval_log_weights(relevance, RAG_TOKEN_TEMPERATURE).exp().tolist()
+            ranked = sorted(range(len(passages)), key=lambda i: -weights[i])
+            citations = [
+                Citation(i + 1, passages[i].title, passages[i].url, passages[i].published)
+                for i in ranked
+                if weights[i] >= 0.2
+            ]
+        else:
+            citations = cited(text, passages)
+        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return Answer(question, mode, text.strip() or NOT_FOUND, citations, passages, adapter, timings)
+
+    def _relevance(self, question: str, passages: list[Passage]) -> list[float]:
+        """RAG-token's retrieval scores: cosine similarity of question and passage (fused rank scores are
+        nearly flat, so a softmax over them would weigh every passage alike)."""
+        vectors = self.dense.encode([question] + [p.text for p in passages])
+        return [float(vectors[0] @ v) for v in vectors[1:]]
+
+    @staticmethod
+    def _drain(pieces: Iterator[str], on_text, started: float, timings: dict[str, float], tokenizer) -> str:
+        parts: list[str] = []
+        first = None
+        for piece in pieces:
+            if first is None:
+                first = time.perf_counter()
+                timings["first_token_ms"] = round((first - started) * 1000, 1)
+            parts.append(piece)
+            if on_text:
+                on_text(piece)
+        text = "".join(parts)
+        if first is not None:
+            tokens = count_tokens(tokenizer, text)
+            elapsed = time.perf_counter() - first
+            timings["generated_tokens"] = tokens
+            timings["tokens_per_s"] = round((tokens - 1) / elapsed, 2) if tokens > 1 and elapsed > 0 else 0.0
+        return text

@@ -1,0 +1,141 @@
+"""Answering mechanics on the tiny model: modes, RAG-token's mixture, bad input, the HTTP API, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from answering.decode import (
+    mixture_logprobs,
+    rag_token_continuation_logprob,
+    retrieval_log_weights,
+    stream_rag_token,
+)
+from answering.prompt import rag_prompt
+from connectors import InputError, KupError
+from indexing import EdgeStore
+
+
+def test_rag_token_mixture_equals_a_hand_computation(answerer, tokenizer) -> None:
+    model, tok, _ = answerer.lm.get()
+    passages = answerer.retrieve("When did the harbour reopen?", k=2, recent_days=None, sources=None)
+    prompts = [rag_prompt(tok, "When did the harbour reopen?", [p]) for p in passages]
+    scores = [0.62, 0.41]
+    # By hand: each passage's next-token distribution, weighted by softmax(scores / T), summed in probability space.
+    probs = []
+    for prompt in prompts:
+        ids = torch.tensor([tok(prompt, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            probs.append(torch.softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1))
+    w = torch.softmax(torch.tensor(scores) / 0.05, dim=0)
+    by_hand = torch.log(w[0] * probs[0] + w[1] * probs[1])
+    logits = torch.stack([torch.log(p) for p in probs])
+    assert torch.allclose(mixture_logprobs(logits, retrieval_log_weights(scores, 0.05)), by_hand, atol=1e-5)
+    # The batched, cached decoder picks the same first token as the hand-computed mixture.
+    first = next(iter(stream_rag_token(model, tok, prompts, scores, max_new_tokens=1)), "")
+    assert first == tok.decode([int(by_hand.argmax())], skip_special_tokens=True)
+    # Sequence scoring: per token, the weighted mixture; summed over tokens.
+    continuation = " 14 March"
+    ids = tok(continuation, add_special_tokens=False)["input_ids"]
+    total = 0.0
+    for t, token in enumerate(ids):
+        per = []
+        for prompt in prompts:
+            prefix = tok(prompt, add_special_tokens=False)["input_ids"] + ids[:t]
+            with torch.no_grad():
+                per.append(torch.log_softmax(model(input_ids=torch.tensor([prefix])).logits[0, -1].float(), -1)[token])
+        total += math.log(float(w[0] * per[0].exp() + w[1] * per[1].exp()))
+    assert math.isclose(rag_token_continuation_logprob(model, tok, prompts, scores, continuation), total, rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["prompt", "rag-token", "closed-book"])
+def test_each_mode_answers_with_timings(answerer, mode) -> None:
+    streamed: list[str] = []
+    answer = answerer.answer("When did the Veltmark harbour reopen?", mode=mode, k=3, on_text=streamed.append)
+    assert answer.mode == mode and answer.text
+    assert "".join(streamed).strip() == answer.text or answer.text == "The passages do not say."
+    assert answer.timings["total_ms"] > 0
+    if mode == "closed-book":
+        assert answer.passages == [] and answer.citations == []
+    else:
+        assert answer.passages and answer.passages[0].title == "Harbour reopens"
+        assert answer.timings["retrieve_ms"] >= 0
+    if mode == "rag-token":
+        assert answer.citations and answer.citations[0].title == "Harbour reopens"
+
+
+def test_bad_questions_are_refused_clearly(answerer) -> None:
+    with pytest.raises(InputError, match="empty"):
+        answerer.answer("   ")
+    with pytest.raises(InputError, match="tokens long"):
+        answerer.answer("why " * 2000)
+    with pytest.raises(InputError, match="--mode"):
+        answerer.answer("why?", mode="oracle")
+
+
+def test_an_empty_index_says_so(answerer, tmp_path) -> None:
+    answerer.store = EdgeStore(tmp_path / "empty")
+    with pytest.raises(KupError, match="run `kup refresh` first"):
+        answerer.answer("Anything new?")
+
+
+@pytest.fixture
+def api_url(answerer):
+    import uvicorn
+
+    from answering.api import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(answerer), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_http_api(api_url) -> None:
+    schema = httpx.get(f"{api_url}/openapi.json").json()
+    assert {"/search", "/ask", "/health"} <= set(schema["paths"])
+    found = httpx.post(f"{api_url}/search", json={"query": "cable car estuary", "limit": 2}).json()
+    assert found["hits"][0]["title"] == "Cable car opens" and found["hits"][0]["url"].startswith("https://")
+    answer = httpx.post(f"{api_url}/ask", json={"question": "Who won the election?", "k": 2}, timeout=60).json()
+    assert answer["mode"] == "prompt" and answer["passages"][0]["title"] == "Brask elected"
+    empty = httpx.post(f"{api_url}/ask", json={"question": ""})
+    assert empty.status_code == 422
+    blank = httpx.post(f"{api_url}/ask", json={"question": "   "})
+    assert blank.status_code == 422 and "empty" in blank.json()["detail"]
+    assert httpx.post(f"{api_url}/ask", json={"question": "x", "mode": "oracle"}).status_code == 422
+
+
+@pytest.mark.usefixtures("restore_environ")
+def test_cli_ask(filled, tmp_path, tiny_model_dir, monkeypatch) -> None:
+    from flows.cli import app
+
+    monkeypatch.setenv("KUP_BASE_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("KUP_MAX_NEW_TOKENS", "8")
+    data_dir = filled.path.parent.parent
+    runner = CliRunner()
+    result = runner.invoke(app, ["--data-dir", str(data_dir), "ask", "Who won the election?", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["passages"][0]["title"] == "Brask elected" and answer["adapter"] is None
+    human = runner.invoke(app, ["--data-dir", str(data_dir), "ask", "Who won the election?", "--mode", "rag-token"])
+    assert human.exit_code == 0 and "Sources:" in human.output and "https://news.example.com/1" in human.output
+    assert runner.invoke(app, ["--data-dir", str(data_dir), "ask", ""]).exit_code == 2
+    empty = runner.invoke(app, ["--data-dir", str(tmp_path / "nothing"), "ask", "Anything?"])
+    assert empty.exit_code == 2 and "kup refresh" in empty.output and "Traceback" not in empty.output
