@@ -30,6 +30,7 @@ class Citation:
     title: str
     url: str | None
     published: str | None
+    inferred: bool = False  # the model wrote no [n]; the passage was matched to the answer by its words
 
 
 @dataclass
@@ -44,6 +45,58 @@ class Answer:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset(
+    (
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "will",
+        "with",
+    )
+)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+
+
+def attributed(text: str, passages: list[Passage], *, threshold: float = 0.5) -> list[Citation]:
+    """When an answer cites nothing, the passage that holds most of its content words (at least
+    ``threshold`` of them), marked as inferred; an answer the passages do not support cites nothing."""
+    words = _content_words(text)
+    if not words or text.strip() == NOT_FOUND:
+        return []
+    overlaps = [len(words & _content_words(p.text + " " + p.title)) / len(words) for p in passages]
+    best = max(range(len(passages)), key=lambda i: overlaps[i], default=None)
+    if best is None or overlaps[best] < threshold:
+        return []
+    p = passages[best]
+    return [Citation(best + 1, p.title, p.url, p.published, inferred=True)]
 
 
 def cited(text: str, passages: list[Passage]) -> list[Citation]:
@@ -193,7 +246,7 @@ class Answerer:
                 if weights[i] >= 0.2
             ]
         else:
-            citations = cited(text, passages)
+            citations = cited(text, passages) or attributed(text, passages)
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return Answer(question, mode, text.strip() or NOT_FOUND, citations, passages, adapter, timings)
 

@@ -11,13 +11,9 @@ the delay from a run's scheduled time to its start. Target: p95 lag at most 75 s
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,16 +22,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import ROOT, emit
+from _common import emit
 
 from connectors import document_id
 from tests.support.feedserver import FeedServer, Item, article_html, paragraphs, rss
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.kup_up import start_kup_up
 
 
 class Publisher:
@@ -112,32 +103,9 @@ def main() -> None:
         sources.write_text(
             f"sources:\n  - name: wire\n    url: {server.url('/feed')}\n    allow_private_addresses: true\n"
         )
-        port = free_port()
-        api = f"http://127.0.0.1:{port}/api"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env.update(
-            KUP_DATA_DIR=str(Path(tmp) / "data"),
-            KUP_SOURCES_FILE=str(sources),
-            KUP_PREFECT_API_URL=api,
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        )
-        up = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "up"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        up = start_kup_up({"KUP_DATA_DIR": str(Path(tmp) / "data"), "KUP_SOURCES_FILE": str(sources)})
+        api = up.api
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.post(f"{api}/deployments/filter", json={}, timeout=2).json():
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline and up.poll() is None, "kup up did not start"
-                time.sleep(1)
             start = time.monotonic()
             n = 0
             while time.monotonic() - start < args.minutes * 60:
@@ -156,8 +124,7 @@ def main() -> None:
             lags = [done[d] - t for d, t in wanted.items() if d in done]
             overheads = run_overheads(api, db)
         finally:
-            up.terminate()
-            up.wait(timeout=60)
+            up.stop()
     p50, p95 = np.percentile(lags, [50, 95]) if lags else (None, None)
     emit(
         "freshness",

@@ -266,7 +266,8 @@ def ask(
         console.print("\nSources:")
         for c in answer.citations:
             console.print(
-                f"  [{c.number}] {c.title or '(untitled)'} — {c.url or 'no URL'} ({c.published or 'undated'})",
+                f"  [{c.number}] {c.title or '(untitled)'} — {c.url or 'no URL'} ({c.published or 'undated'})"
+                + (" (matched by content; the answer gave no [n])" if c.inferred else ""),
                 markup=False,
             )
     elif mode != "closed-book":
@@ -414,9 +415,15 @@ def adapters_rollback() -> None:
 @_friendly
 def up() -> None:
     """Start a local Prefect server if none answers, and serve every deployment in prefect.yaml."""
+    import signal
+
     from flows.deployments import read_specs, runner_deployments
     from flows.server import api_reachable, dashboard_url, start_server, stop_server
 
+    def _terminate(*_: object) -> None:
+        raise KeyboardInterrupt  # a service manager's SIGTERM stops cleanly too: the server we started goes with us
+
+    signal.signal(signal.SIGTERM, _terminate)
     s = settings()
     specs = read_specs()
     server = None

@@ -9,7 +9,7 @@ from datetime import datetime
 from connectors import FeedSource, FeedState, Fetcher, Source, SourceError, pull_feed
 from connectors.sources import SqlSource
 from indexing.catalog import Catalog, now_utc
-from indexing.reports import SourceReport
+from indexing.reports import SourceReport, backing_off
 from indexing.sql_sync import ingest_sql
 
 logger = logging.getLogger(__name__)
@@ -20,10 +20,9 @@ def ingest_feed(
 ) -> SourceReport:
     started = time.perf_counter()
     now = now or now_utc()
+    if skipped := backing_off(catalog, source.name, "feed", now, force):
+        return skipped
     report = SourceReport(source=source.name, kind="feed")
-    if not force and (until := catalog.source_due(source.name, now)):
-        report.skipped = f"backing off after failures until {until:%H:%M:%S} UTC"
-        return report
     state = FeedState.from_cursor(catalog.source_cursor(source.name))
     try:
         pull = pull_feed(source, fetcher, state, known=lambda ids: catalog.known_entries(source.name, ids, now))

@@ -57,6 +57,13 @@ class IndexReport:
         return [lag for lags in self.lags.values() for lag in lags]
 
 
+def backing_off(catalog, source: str, kind: str, now, force: bool) -> SourceReport | None:
+    """A report saying the source was skipped while it backs off after failures; None when it may run."""
+    if force or not (until := catalog.source_due(source, now)):
+        return None
+    return SourceReport(source=source, kind=kind, skipped=f"backing off after failures until {until:%H:%M:%S} UTC")
+
+
 def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None}

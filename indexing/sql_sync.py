@@ -18,7 +18,7 @@ from connectors import ConfigError, SourceError
 from connectors.sources import SqlSource
 from connectors.sql import SqlBatch, SqlCursor, SqlReader
 from indexing.catalog import Catalog, now_utc
-from indexing.reports import SourceReport
+from indexing.reports import SourceReport, backing_off
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +81,9 @@ def ingest_sql(
     """Read what changed since the cursor, commit it batch by batch, and find hard deletes when due."""
     started = time.perf_counter()
     now = now or now_utc()
+    if skipped := backing_off(catalog, source.name, "sql", now, force):
+        return skipped
     report = SourceReport(source=source.name, kind="sql")
-    if not force and (until := catalog.source_due(source.name, now)):
-        report.skipped = f"backing off after failures until {until:%H:%M:%S} UTC"
-        return report
     state: dict[str, Any] = dict(catalog.source_cursor(source.name) or {})
     try:
         with SqlReader(source, env) as reader:

@@ -26,6 +26,7 @@ for key in [k for k in os.environ if k.startswith("KUP_") and k != "KUP_CI"]:
 import pytest  # noqa: E402
 
 from tests.support.feedserver import FeedServer  # noqa: E402
+from tests.support.pipeline import Pipeline  # noqa: E402
 
 IN_CI = os.environ.get("KUP_CI") == "1"
 POSTGRES_ADMIN_URL = os.environ.get("KUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -43,6 +44,14 @@ def require_server(name: str, error: Exception) -> None:
 def feed_server() -> Iterator[FeedServer]:
     with FeedServer() as server:
         yield server
+
+
+@pytest.fixture
+def pipeline(tmp_path, feed_server, monkeypatch) -> Pipeline:
+    p = Pipeline(feed_server, tmp_path / "data", tmp_path / "sources.yaml")
+    for key, value in p.env().items():
+        monkeypatch.setenv(key, value)
+    return p
 
 
 @pytest.fixture(scope="session")

@@ -36,3 +36,16 @@ def test_citations_map_to_passages_in_order_of_mention() -> None:
     citations = cited("B says so [2], and A agrees [1]; see also [2] and [9] and [0].", passages)
     assert [(c.number, c.title, c.url) for c in citations] == [(2, "B", "https://b"), (1, "A", "https://a")]
     assert cited("no citations here", passages) == []
+
+
+def test_uncited_answers_are_attributed_by_content_and_marked() -> None:
+    from answering.service import attributed
+
+    passages = [
+        Passage("The harbour reopened on 14 March after the storm.", title="Harbour", url="https://h"),
+        Passage("Mayor Brask won the election with 61 percent.", title="Election", url="https://e"),
+    ]
+    [citation] = attributed("Brask won the election with 61 percent of the vote.", passages)
+    assert (citation.number, citation.url, citation.inferred) == (2, "https://e", True)
+    assert attributed("Bananas are yellow and grow in bunches.", passages) == []
+    assert attributed("The passages do not say.", passages) == []

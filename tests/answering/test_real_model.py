@@ -27,9 +27,20 @@ def test_ask_answers_from_the_article_and_cites_it(pipeline, monkeypatch, tmp_pa
     monkeypatch.setenv("KUP_MAX_NEW_TOKENS", "48")
     server = pipeline.server
     server.set("/news/cable-car", article_html("Veltmark opens a cable car over the Ryne", ARTICLE))
-    server.set("/news", rss([Item("Veltmark opens a cable car over the Ryne", link=server.url("/news/cable-car"),
-                                  guid="cable-car", published=datetime.now(UTC) - timedelta(hours=2))]),
-               content_type="application/rss+xml")
+    server.set(
+        "/news",
+        rss(
+            [
+                Item(
+                    "Veltmark opens a cable car over the Ryne",
+                    link=server.url("/news/cable-car"),
+                    guid="cable-car",
+                    published=datetime.now(UTC) - timedelta(hours=2),
+                )
+            ]
+        ),
+        content_type="application/rss+xml",
+    )
     pipeline.write_sources({"veltmark": "/news"})
     runner = CliRunner()
     assert runner.invoke(app, ["refresh"]).exit_code == 0

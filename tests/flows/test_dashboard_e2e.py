@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.kup_up import ROOT, start_kup_up
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_ARGS = [
@@ -29,12 +29,6 @@ BROWSER_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_state(api: str, run_id: str, timeout: float = 180) -> str:
@@ -55,32 +49,9 @@ def served(pipeline, tmp_path):
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     pipeline.publish("/world", 3)
     pipeline.write_sources({"world": "/world"})
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(pipeline.env(), KUP_PREFECT_API_URL=api, PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "up"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, process.stdout.read()
-        assert time.monotonic() < deadline, "kup up did not serve its deployments in time"
-        try:
-            names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=2).json()}
-            if {"refresh", "backfill"} <= names:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    yield api, env
-    process.terminate()
-    process.communicate(timeout=60)
+    up = start_kup_up(pipeline.env(), serving={"refresh", "backfill"})
+    yield up.api, up.env
+    up.stop()
 
 
 def test_runs_triggered_by_hand_show_in_the_dashboard(served) -> None:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +9,7 @@ import pytest
 import yaml
 
 from flows.deployments import PREFECT_YAML, load_flow, read_specs, runner_deployments
+from tests.support.kup_up import start_kup_up
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,52 +46,19 @@ def test_runner_deployments_carry_schedules_and_limits() -> None:
     assert refresh.concurrency_limit == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_kup_up_starts_a_server_and_serves_the_deployments(tmp_path) -> None:
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
     (tmp_path / "sources.yaml").write_text("sources: []\n")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")},
-        "KUP_DATA_DIR": str(tmp_path / "data"),
-        "KUP_SOURCES_FILE": str(tmp_path / "sources.yaml"),
-        "KUP_PREFECT_API_URL": api,
-    }
-    env.pop("PREFECT_HOME", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "up"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    settings = {"KUP_DATA_DIR": str(tmp_path / "data"), "KUP_SOURCES_FILE": str(tmp_path / "sources.yaml")}
+    up = start_kup_up(settings, serving={"refresh", "backfill", "reindex", "finetune"})
     try:
-        deadline = time.monotonic() + 120
-        deployments = []
-        while time.monotonic() < deadline and not deployments:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                deployments = httpx.post(f"{api}/deployments/filter", json={}, timeout=2).json()
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        names = {d["name"] for d in deployments}
-        assert "refresh" in names
-        refresh = next(d for d in deployments if d["name"] == "refresh")
+        refresh = next(d for d in up.deployments() if d["name"] == "refresh")
         assert refresh["schedules"][0]["schedule"]["interval"] == 60.0
         assert refresh["concurrency_limit"] == 1 or refresh.get("global_concurrency_limit", {}).get("limit") == 1
         assert (tmp_path / "data" / "prefect" / "prefect.db").exists()  # the server keeps its state in the data dir
     finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=60)
-    assert f"Dashboard: http://127.0.0.1:{port}" in output
+        output = up.stop()
+    assert f"Dashboard: {up.dashboard}" in output
     assert "refresh/refresh" in output
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{api}/health", timeout=2)  # the server kup started is stopped with it
+        httpx.get(f"{up.api}/health", timeout=2)  # the server kup started is stopped with it

@@ -1,12 +1,10 @@
-"""Fixtures for flow and CLI tests: a pipeline (data dir + sources file) pointed at a local feed server."""
+"""A pipeline for tests: its own data dir and sources file, pointed at the local feed server."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from tests.support.feedserver import FeedServer, Item, article_html, paragraphs, rss
 
@@ -46,11 +44,3 @@ class Pipeline:
             )
         self.server.set(path, rss(items), content_type="application/rss+xml", etag=etag)
         return items
-
-
-@pytest.fixture
-def pipeline(tmp_path, feed_server, monkeypatch) -> Pipeline:
-    p = Pipeline(feed_server, tmp_path / "data", tmp_path / "sources.yaml")
-    for key, value in p.env().items():
-        monkeypatch.setenv(key, value)
-    return p
