@@ -20,6 +20,7 @@ from connectors import FeedSource, Fetcher, FetchPolicy
 from connectors.articles import detect_language
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder, ingest_source
 from indexing.indexer import embed_text
+from indexing.validation import DocumentChecks
 from tests.support.feedserver import FeedServer, Item, article_html, paragraphs, rss
 
 
@@ -46,12 +47,13 @@ def main() -> None:
         source = FeedSource(
             name="bench", url=server.url("/feed"), allow_private_addresses=True, max_items=args.articles
         )
+        checks = DocumentChecks()  # the data checks run before indexing, as in a refresh
         rounds = []
         for _ in range(args.rounds):  # alternate the two sides; keep each side's best round
             with tempfile.TemporaryDirectory() as tmp:
                 catalog = Catalog(f"sqlite:///{Path(tmp) / 'catalog.db'}")
                 store = EdgeStore(Path(tmp) / "index")
-                indexer = Indexer(catalog, store, chunker, dense, sparse, batch_size=args.batch_docs)
+                indexer = Indexer(catalog, store, chunker, dense, sparse, batch_size=args.batch_docs, checks=checks)
                 t0 = time.perf_counter()
                 with Fetcher(FetchPolicy(per_host_concurrency=8)) as fetcher:
                     pulled = ingest_source(source, catalog, fetcher)
