@@ -38,6 +38,5 @@ def backfill_source(
 ) -> SourceReport:
     """Re-read ``[since, until)`` of one source; the rest of the pipeline is left alone."""
     if isinstance(source, SqlSource):
-        report = backfill_sql(source, catalog, since, until)
-        return report
+        return backfill_sql(source, catalog, since, until)
     return backfill_feed(source, catalog, fetcher, since, until)

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _IN_CHUNK = 500  # ids per IN (...) clause
 _LEASE = timedelta(minutes=15)
+SOURCE_ITEM = "(source)"  # the failure item of a source failing as a whole (a feed, a database)
 
 
 def now_utc() -> datetime:
@@ -600,7 +601,7 @@ class Catalog:
             self._upsert_source(conn, source, kind, values)
             conn.execute(
                 update(failures)
-                .where(failures.c.source == source, failures.c.item == "feed", failures.c.resolved_at.is_(None))
+                .where(failures.c.source == source, failures.c.item == SOURCE_ITEM, failures.c.resolved_at.is_(None))
                 .values(resolved_at=now)
             )
 
@@ -632,7 +633,7 @@ class Catalog:
                     "next_attempt_at": next_at,
                 },
             )
-            self._record_failure(conn, source, "feed", "fetch", reason, now, next_at)
+            self._record_failure(conn, source, SOURCE_ITEM, "fetch", reason, now, next_at)
         return next_at
 
     # -- failures -----------------------------------------------------------------------------

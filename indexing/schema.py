@@ -102,7 +102,7 @@ failures = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("source", String(64), nullable=False),
-    Column("item", Text, nullable=False),  # a document id, a URL, or "feed" for the source itself
+    Column("item", Text, nullable=False),  # a document id, a URL, or "(source)" for the source itself
     Column("stage", String(16), nullable=False),  # fetch / parse / article / index / validate
     Column("reason", Text, nullable=False),
     Column("attempts", Integer, nullable=False, default=1),
