@@ -127,29 +127,20 @@ def stream_rag_token(
             )
 
 
-def continuation_logprob(model, tokenizer, prompt: str, continuation: str) -> list[float]:
-    """Log-probabilities of each token of ``continuation`` after ``prompt`` (teacher forcing)."""
+def token_mixture(per_passage: Sequence[Sequence[float]], log_weights) -> list[float]:
+    """RAG-token on a known continuation: per token, the weighted mixture of the passages' log-probabilities
+    (``per_passage[k][t]``), in log space."""
     import torch
 
-    device = next(model.parameters()).device
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    cont_ids = tokenizer(continuation, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt_ids + cont_ids], device=device)
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
-    logprobs = torch.log_softmax(logits, dim=-1)
-    return [float(logprobs[i, t]) for i, t in enumerate(cont_ids)]
+    return torch.logsumexp(torch.tensor(per_passage) + log_weights[:, None], dim=0).tolist()
 
 
 def rag_token_continuation_logprob(
     model, tokenizer, prompts: Sequence[str], scores: Sequence[float], continuation: str, *, temperature: float = 0.05
 ) -> float:
     """Log-probability of ``continuation`` under RAG-token: per token, the weighted mixture over passages."""
-    import torch
-
-    per_passage = torch.tensor([continuation_logprob(model, tokenizer, p, continuation) for p in prompts])
-    log_weights = retrieval_log_weights(scores, temperature)
-    return float(torch.logsumexp(per_passage + log_weights[:, None], dim=0).sum())
+    per_passage = [choices_logprobs(model, tokenizer, p, [continuation])[0] for p in prompts]
+    return sum(token_mixture(per_passage, retrieval_log_weights(scores, temperature)))
 
 
 def choices_logprobs(model, tokenizer, prompt: str, choices: Sequence[str]) -> list[list[float]]:

@@ -197,11 +197,12 @@ class Answerer:
         started = time.perf_counter()
         model, tokenizer, adapter = self.lm.get()
         budget = self._budget()
-        overhead = count_tokens(tokenizer, rag_prompt(tokenizer, question, []))
-        if overhead + 32 > budget:
+        prompt_tokens = count_tokens(tokenizer, rag_prompt(tokenizer, question, []))  # instructions + question
+        if prompt_tokens + 32 > budget:
+            question_tokens = count_tokens(tokenizer, question)
             raise InputError(
-                f"the question is {count_tokens(tokenizer, question)} tokens long; with the instructions it must "
-                f"stay under about {budget - 32 - (overhead - count_tokens(tokenizer, question))} tokens"
+                f"the question is {question_tokens} tokens long; with the instructions it must "
+                f"stay under about {budget - 32 - (prompt_tokens - question_tokens)} tokens"
             )
         passages: list[Passage] = []
         timings: dict[str, float] = {}

@@ -22,7 +22,7 @@ from pathlib import Path
 from _common import ROOT, emit
 
 from answering import Answerer, LanguageModel
-from answering.decode import choices_logprobs, retrieval_log_weights
+from answering.decode import choices_logprobs, retrieval_log_weights, token_mixture
 from answering.prompt import closed_book_prompt, fit_passages, rag_prompt
 from connectors import Document
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder
@@ -77,12 +77,7 @@ def score_modes(answerer: Answerer, questions: list[dict], k: int) -> dict:
         # RAG-token: per token, the mixture over passages weighted by softmax(relevance / T).
         weights = retrieval_log_weights(answerer._relevance(q["question"], fitted), 0.05)
         per_passage = [choices_logprobs(model, tok, rag_prompt(tok, q["question"], [p]), choices) for p in fitted]
-        import torch
-
-        rag = []
-        for c in range(len(choices)):
-            stacked = torch.tensor([per_passage[p][c] for p in range(len(fitted))])
-            rag.append(torch.logsumexp(stacked + weights[:, None], dim=0).tolist())
+        rag = [token_mixture([scores[c] for scores in per_passage], weights) for c in range(len(choices))]
         for name, scored in (("closed-book", closed), ("prompt", prompt), ("rag-token", rag)):
             pick = max(range(len(choices)), key=lambda i: mean(scored[i]))
             correct[name] += pick == q["answer"]

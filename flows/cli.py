@@ -69,6 +69,14 @@ def _friendly(command):
     return wrapper
 
 
+def _report_to_running_server(s: Settings) -> None:
+    """An in-process flow run shows up in `kup up`'s dashboard when its server answers (before Prefect loads)."""
+    from flows.server import api_reachable
+
+    if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
+        os.environ["PREFECT_API_URL"] = s.prefect_api_url
+
+
 def _export_environment(s: Settings) -> None:
     """Child processes (served flow runs, the Prefect server) see the same pipeline as this command."""
     from flows.server import prefect_env
@@ -120,12 +128,10 @@ def refresh(
 ) -> None:
     """Pull every source once and index what is new or changed (a Prefect flow run)."""
     from connectors import load_sources, select_sources
-    from flows.server import api_reachable
 
     s = settings()
     select_sources(load_sources(s.sources_file), source)  # a bad sources file fails before Prefect starts
-    if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
-        os.environ["PREFECT_API_URL"] = s.prefect_api_url  # the run shows up in `kup up`'s dashboard
+    _report_to_running_server(s)
     from flows.refresh import refresh as refresh_flow
     from flows.views import print_refresh, to_json
 
@@ -305,13 +311,11 @@ def finetune(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON")] = False,
 ) -> None:
     """Train a candidate adapter on what arrived since the champion; promote it only if the gate passes."""
-    from flows.server import api_reachable
     from training import load_recipe
 
     s = settings()
     load_recipe(recipe or s.recipe, method=method)  # a bad recipe fails here, with every problem listed
-    if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
-        os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    _report_to_running_server(s)
     from flows.finetune import finetune as finetune_flow
     from flows.views import to_json
 
