@@ -19,6 +19,16 @@ from indexing.catalog import DocRow
 logger = logging.getLogger(__name__)
 
 
+def ephemeral_context():
+    """A Great Expectations context in memory, without progress bars or its temp-dir chatter in our output."""
+    import great_expectations as gx
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    return context
+
+
 @dataclass(frozen=True)
 class Requirements:
     """What one source's documents must carry besides text, a time and a language."""
@@ -83,8 +93,7 @@ class DocumentChecks:
         import great_expectations as gx
         import great_expectations.expectations as gxe
 
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = {"globally": False}
+        context = ephemeral_context()
         batch = context.data_sources.add_pandas("documents").add_dataframe_asset("batch")
         definition = batch.add_batch_definition_whole_dataframe("whole-batch")
         suite = context.suites.add(gx.ExpectationSuite(name="documents-before-indexing"))

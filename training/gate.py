@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from indexing.validation import ephemeral_context
 from training.recipe import Gate
 
 
@@ -63,8 +64,7 @@ def judge(rows: list[dict], gate: Gate) -> Verdict:
     # NaN means the run diverged: treat it as missing, so the not-null expectation catches it.
     frame["nll_candidate"] = [None if v is None or math.isnan(v) else v for v in frame["nll_candidate"]]
     frame["rel_change"] = [float("inf") if v is None or math.isnan(v) else v for v in frame["rel_change"]]
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
+    context = ephemeral_context()
     batch = context.data_sources.add_pandas("metrics").add_dataframe_asset("table")
     definition = batch.add_batch_definition_whole_dataframe("all")
     suite = context.suites.add(gx.ExpectationSuite(name="promotion-gate"))

@@ -26,7 +26,7 @@ def test_refresh_search_and_status(pipeline) -> None:
 
     found = kup("search", "Story number 2", "--limit", "2", "--json")
     assert found.exit_code == 0, found.output
-    data = json.loads(found.output)
+    data = json.loads(found.stdout)
     assert len(data["hits"]) == 2
     top = data["hits"][0]
     assert top["title"] == "Story number 2" and top["url"].endswith("/world/article/2")
@@ -35,7 +35,7 @@ def test_refresh_search_and_status(pipeline) -> None:
     human = kup("search", "Story number 2")
     assert "Story number 2" in human.output and "/world/article/2" in human.output and "published" in human.output
 
-    status = json.loads(kup("status", "--json").output)
+    status = json.loads(kup("status", "--json").stdout)
     [world] = status["sources"]
     assert world["source"] == "world" and world["by_status"] == {"indexed": 3} and world["last_error"] is None
     assert status["pending"] == 0 and status["points"] > 3
@@ -55,7 +55,7 @@ def test_flags_select_another_pipeline(pipeline, tmp_path) -> None:
     other_data = tmp_path / "other-data"
     result = kup("--data-dir", str(other_data), "--sources", str(other_sources), "refresh", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["totals"]["new"] == 1
+    assert json.loads(result.stdout)["totals"]["new"] == 1
     assert (other_data / "catalog.db").exists() and not pipeline.data_dir.joinpath("catalog.db").exists()
 
 

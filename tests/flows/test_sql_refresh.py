@@ -126,7 +126,7 @@ def test_status_shows_the_cursor_and_its_lag(pipeline, wiki_db, restore_environ)
     refresh()
     result = CliRunner().invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
-    wiki_row = next(s for s in json.loads(result.output)["sources"] if s["source"] == "wiki")
+    wiki_row = next(s for s in json.loads(result.stdout)["sources"] if s["source"] == "wiki")
     assert wiki_row["kind"] == "sql" and wiki_row["cursor"].startswith("2026-11-20T09:03")
     assert wiki_row["cursor_lag_seconds"] > 0
     human = CliRunner().invoke(app, ["status"])
