@@ -8,7 +8,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from answering.service import Answerer
-from connectors import InputError, KupError
+from errors import InputError, KupError
 from indexing import search
 
 

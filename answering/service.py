@@ -13,7 +13,7 @@ from typing import Literal
 
 from answering.decode import retrieval_log_weights, stream_greedy, stream_rag_token
 from answering.prompt import NOT_FOUND, Passage, closed_book_prompt, count_tokens, fit_passages, rag_prompt
-from connectors import InputError, KupError
+from errors import InputError, KupError
 from indexing import DenseEncoder, SparseEncoder, VectorStore, search
 from training.base_model import load_base
 from training.registry import AdapterRegistry

@@ -17,9 +17,9 @@ import feedparser
 
 from connectors.articles import decode_html, detect_language, extract_article, html_to_text
 from connectors.document import Document, ItemFailure
-from connectors.errors import FetchError, SourceError
 from connectors.fetching import Fetcher
 from connectors.sources import FeedSource
+from errors import FetchError, SourceError
 
 logger = logging.getLogger(__name__)
 

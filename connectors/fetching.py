@@ -14,9 +14,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from connectors.errors import FetchError
 from connectors.netguard import check_url
 from connectors.robots import RobotsCache
+from errors import FetchError
 
 logger = logging.getLogger(__name__)
 

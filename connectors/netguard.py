@@ -6,7 +6,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from connectors.errors import FetchError
+from errors import FetchError
 
 _ALLOWED_SCHEMES = ("http", "https")
 

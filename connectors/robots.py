@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from protego import Protego
 
-from connectors.errors import FetchError
+from errors import FetchError
 
 if TYPE_CHECKING:
     from connectors.fetching import Fetcher

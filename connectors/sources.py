@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from connectors.errors import ConfigError
+from errors import ConfigError
 
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 

@@ -41,19 +41,13 @@ from sqlalchemy.sql import quoted_name
 
 from connectors.articles import detect_language
 from connectors.document import Document, ItemFailure
-from connectors.errors import ConfigError, SourceError
 from connectors.sources import SqlSource, template_fields
+from errors import ConfigError, SourceError
+from errors.redact import mask_url
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 1_000_000  # longer texts are cut (and say so in their metadata)
-
-
-def mask(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
 
 
 def _passwords(url: str, decoded: str | None) -> list[str]:
@@ -197,7 +191,7 @@ class SqlReader:
                 "expected e.g. postgresql+psycopg://user:password@host/db"
             ) from exc
         self._secrets = _passwords(url, parsed.password)
-        self.display_url = mask(url)
+        self.display_url = mask_url(url)
         try:
             self.tz = ZoneInfo(source.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

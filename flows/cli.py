@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from connectors import InputError, KupError
+from errors import InputError, KupError
 from flows.settings import Settings, load_settings
 
 app = typer.Typer(

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from connectors import ConfigError
+from errors import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PREFECT_YAML = PROJECT_DIR / "prefect.yaml"

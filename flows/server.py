@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from connectors import ConfigError
+from errors import ConfigError
 from flows.settings import Settings
 
 

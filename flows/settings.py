@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors import ConfigError, FetchPolicy
+from connectors import FetchPolicy
+from errors import ConfigError
 
 
 class Settings(BaseSettings):

@@ -9,9 +9,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from connectors import ConfigError, load_sources
+from connectors import load_sources
+from errors import ConfigError
+from errors.redact import mask_url
 from flows.runtime import Runtime
-from indexing import SearchResult, mask_url, now_utc, percentiles
+from indexing import SearchResult, now_utc, percentiles
 
 
 def to_json(data: Any) -> str:

@@ -1,6 +1,6 @@
 """The catalog, chunking, embedding, the Qdrant stores and hybrid retrieval; never fetches from the network."""
 
-from indexing.catalog import Catalog, DocRow, mask_url, now_utc
+from indexing.catalog import Catalog, DocRow, now_utc
 from indexing.chunking import Chunk, Chunker
 from indexing.edge_store import EdgeStore
 from indexing.embedding import DenseEncoder, SparseEncoder, SparseVector
@@ -35,7 +35,6 @@ __all__ = [
     "backfill_sql",
     "ingest_source",
     "ingest_sql",
-    "mask_url",
     "now_utc",
     "percentiles",
     "point_id",

@@ -21,10 +21,11 @@ from typing import Any
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from connectors import ConfigError, Document, ItemFailure, document_id
+from connectors import Document, ItemFailure, document_id
+from errors import ConfigError
+from errors.redact import mask_url
 from indexing.schema import documents, failures, refresh_runs, source_state
 
 logger = logging.getLogger(__name__)
@@ -97,14 +98,6 @@ class DocRow:
     version: int
     attempts: int
     deleted: bool = False  # gone from the source: the indexer removes its points
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password hidden, safe for logs and messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
 
 
 class Catalog:

@@ -17,7 +17,7 @@ from pathlib import Path
 import qdrant_edge as qe
 from filelock import FileLock
 
-from connectors import StoreError
+from errors import StoreError
 from indexing.embedding import DENSE_SIZE, SparseVector
 from indexing.store import (
     DATETIME_FIELDS,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from connectors import ConfigError
+from errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from connectors import KupError
+from errors import KupError
 from indexing.catalog import Catalog, DocRow, lease_owner, now_utc
 from indexing.chunking import Chunker
 from indexing.embedding import DenseEncoder, SparseEncoder

@@ -6,8 +6,9 @@ import logging
 import time
 from datetime import datetime
 
-from connectors import FeedSource, FeedState, Fetcher, Source, SourceError, pull_feed
+from connectors import FeedSource, FeedState, Fetcher, Source, pull_feed
 from connectors.sources import SqlSource
+from errors import SourceError
 from indexing.catalog import Catalog, now_utc
 from indexing.reports import SourceReport, backing_off
 from indexing.sql_sync import ingest_sql

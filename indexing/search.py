@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from connectors import InputError
+from errors import InputError
 from indexing.embedding import DenseEncoder, SparseEncoder
 from indexing.store import Hit, VectorStore
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors import ConfigError, SourceError
 from connectors.sources import SqlSource
 from connectors.sql import SqlBatch, SqlCursor, SqlReader
+from errors import ConfigError, SourceError
 from indexing.catalog import Catalog, now_utc
 from indexing.reports import SourceReport, backing_off
 

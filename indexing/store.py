@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors import KupError, StoreError
+from errors import KupError, StoreError
 from indexing.embedding import SparseVector
 
 _NAMESPACE = uuid.UUID("6f1c1a52-3d5e-4c36-9a35-7d4e1c0b8a11")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from connectors import ConfigError
+from errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

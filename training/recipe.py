@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from connectors import ConfigError
+from errors import ConfigError
 
 Method = Literal["mix_review", "none", "l2"]
 

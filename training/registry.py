@@ -22,7 +22,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from connectors import ConfigError
+from errors import ConfigError
 
 POINTER = "champion.json"
 

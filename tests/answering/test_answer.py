@@ -20,7 +20,7 @@ from answering.decode import (
     stream_rag_token,
 )
 from answering.prompt import rag_prompt
-from connectors import InputError, KupError
+from errors import InputError, KupError
 from indexing import EdgeStore
 
 

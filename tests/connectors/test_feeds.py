@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from connectors import FeedState, SourceError, document_id, pull_feed
+from connectors import FeedState, document_id, pull_feed
 from connectors.feeds import canonical_url, parse_feed
+from errors import SourceError
 from tests.support.feedserver import Item, article_html, atom, paragraphs, rss, rss1
 
 RSS_TYPE = "application/rss+xml"

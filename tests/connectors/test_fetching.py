@@ -10,7 +10,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from connectors import FetchError
+from errors import FetchError
 from tests.support.feedserver import Route
 
 

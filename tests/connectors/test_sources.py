@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors import ConfigError, FeedSource, load_sources, select_sources
+from connectors import FeedSource, load_sources, select_sources
+from errors import ConfigError
 
 VALID = """\
 sources:

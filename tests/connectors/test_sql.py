@@ -27,9 +27,10 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from connectors import ConfigError, Document, ItemFailure, SourceError
+from connectors import Document, ItemFailure
 from connectors.sources import SqlSource
 from connectors.sql import SqlBatch, SqlCursor, SqlReader
+from errors import ConfigError, SourceError
 
 T0 = datetime(2026, 11, 20, 9, 0)  # naive: the columns are plain DATETIME / TIMESTAMP WITHOUT TIME ZONE
 ENV = "KUP_TEST_SOURCE_URL"

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from connectors import ConfigError, Document, ItemFailure
+from connectors import Document, ItemFailure
+from errors import ConfigError
 from indexing import Catalog
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

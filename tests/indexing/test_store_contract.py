@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors import StoreError
+from errors import StoreError
 from indexing import Changes, ChunkPoint, EdgeStore, QdrantStore, Vectors, point_id
 from indexing.indexer import text_hash
 

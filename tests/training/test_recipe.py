@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors import ConfigError
+from errors import ConfigError
 from training import load_recipe
 
 

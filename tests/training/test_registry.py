@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from connectors import ConfigError
+from errors import ConfigError
 from training.registry import POINTER, AdapterRegistry
 
 

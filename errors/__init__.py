@@ -1,4 +1,8 @@
-"""Domain errors: the few kinds of failure that users and callers need to tell apart."""
+"""Domain errors: the few kinds of failure that users and callers need to tell apart.
+
+The bottom of the import order: every layer (connectors, indexing, training, answering, flows)
+raises these, so they belong to none of them.
+"""
 
 from __future__ import annotations
 
