@@ -46,8 +46,25 @@ class FeedSource(BaseModel):
 
 
 def template_fields(template: str) -> list[str]:
-    """The column names a ``{column}`` template refers to."""
-    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    """The column names a ``{column}`` template refers to.
+
+    Only plain column names are allowed: ``{0}``, ``{}``, ``{a.b}``, ``{a[0]}``, ``{x!r}`` and
+    ``{x:d}`` would raise (or reach into objects) when a row is rendered, so they are refused here,
+    when the sources file loads. Literal braces are written ``{{`` and ``}}``.
+    """
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if not name or name.isdigit():
+            raise ValueError(f"{field} names no column; write {{column_name}} (or {{{{ }}}} for a literal brace)")
+        if any(c in name for c in ".[]{}"):
+            raise ValueError(f"{field} is not a plain column name; write {{column_name}}")
+        if conversion or spec:
+            raise ValueError(f"{field} has a conversion or format spec; write just {{{name}}}")
+        names.append(name)
+    return names
 
 
 _SELECT = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)

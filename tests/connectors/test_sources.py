@@ -166,3 +166,40 @@ def test_select_sources_with_an_unknown_name_lists_the_known_ones(tmp_path) -> N
 def test_select_sources_from_an_empty_file_says_there_are_none() -> None:
     with pytest.raises(ConfigError, match="the sources file has: none"):
         select_sources([], ["world"])
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        ("{title:d}", "format spec"),
+        ("{0}", "names no column"),
+        ("{}", "names no column"),
+        ("{a.b}", "not a plain column name"),
+        ("{a[0]}", "not a plain column name"),
+        ("{title!r}", "conversion"),
+        ("{title", "malformed"),
+    ],
+)
+def test_an_sql_template_must_name_plain_columns(tmp_path, template, words) -> None:
+    text = (
+        "sources:\n  - name: tickets\n    type: sql\n    url_env: TICKETS_DB_URL\n    table: tickets\n"
+        f"    id_columns: [id]\n    updated_column: updated_at\n    text: '{template}'\n"
+    )
+    message = config_error(write(tmp_path, text))
+    assert "text template" in message and words in message
+    assert "Traceback" not in message
+
+
+def test_sql_templates_with_plain_columns_and_literal_braces_load(tmp_path) -> None:
+    text = (
+        "sources:\n  - name: tickets\n    type: sql\n    url_env: TICKETS_DB_URL\n    table: tickets\n"
+        "    id_columns: [id]\n    updated_column: updated_at\n    text: '{{{{ {title} }}}} {body}'\n"
+        "    url: 'https://support.example/t/{id}'\n"
+    )
+    (source,) = load_sources(write(tmp_path, text))
+    assert source.columns() == {
+        "id": "id_columns",
+        "updated_at": "updated_column",
+        "title": "text template",
+        "body": "text template",
+    }
