@@ -91,6 +91,17 @@ class SqlCursor:
     def key(self) -> tuple:
         return (self.value, *self.ids)
 
+    def position(self, now: datetime) -> tuple[Any, float | None]:
+        """The ordering value as saved, and how many seconds it lies behind ``now`` (None unless it is a time).
+
+        A time without a zone counts as UTC, as the sync reads it.
+        """
+        saved = self.to_json()["value"]
+        if not isinstance(self.value, datetime):
+            return saved, None
+        when = self.value if self.value.tzinfo else self.value.replace(tzinfo=UTC)
+        return saved, round((now - when).total_seconds(), 1)
+
 
 @dataclass
 class SqlBatch:

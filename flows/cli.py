@@ -398,12 +398,7 @@ def adapters_promote(
     force: Annotated[bool, typer.Option(help="Promote even an adapter the gate rejected")] = False,
 ) -> None:
     """Make an adapter the champion (one atomic switch)."""
-    registry = _registry()
-    adapter = registry.get(adapter_id)
-    if not adapter.passed and not force:
-        reasons = "; ".join(adapter.manifest.get("verdict", {}).get("reasons", [])) or "no reasons recorded"
-        raise InputError(f"adapter {adapter_id} failed the gate ({reasons}); pass --force to promote it anyway")
-    registry.promote(adapter_id)
+    _registry().promote(adapter_id, force=force)
     console.print(f"champion is now {adapter_id}")
 
 

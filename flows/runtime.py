@@ -6,7 +6,6 @@ from datetime import timedelta
 from functools import cached_property
 
 from connectors import Fetcher, Source, load_sources
-from connectors.sources import SqlSource
 from flows.settings import Settings
 from indexing import (
     Catalog,
@@ -67,14 +66,8 @@ class Runtime:
         )
 
     def requirements(self) -> dict[str, Requirements]:
-        """What each configured source's documents must carry (a row needs a URL only if it has a template)."""
-        out = {}
-        for source in self.sources():
-            if isinstance(source, SqlSource):
-                out[source.name] = Requirements(url=bool(source.url), title=bool(source.title))
-            else:
-                out[source.name] = Requirements()
-        return out
+        """What each configured source's documents must carry."""
+        return {source.name: Requirements.for_source(source) for source in self.sources()}
 
     @cached_property
     def indexer(self) -> Indexer:

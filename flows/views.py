@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from connectors import load_sources
+from connectors.sql import SqlCursor
 from errors import ConfigError
 from errors.redact import mask_url
 from flows.runtime import Runtime
@@ -33,15 +34,8 @@ def _ago(when: datetime | None, now: datetime) -> str:
 
 def _cursor_position(state: dict[str, Any], now: datetime) -> tuple[Any, float | None]:
     """An SQL source's cursor (the last committed change) and how far behind now it is."""
-    position = (state.get("cursor") or {}).get("position")
-    if not position:
-        return None, None
-    value = position.get("value")
-    if position.get("kind") != "datetime":
-        return value, None
-    when = datetime.fromisoformat(value)
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
-    return value, round((now - when).total_seconds(), 1)
+    cursor = SqlCursor.from_json((state.get("cursor") or {}).get("position"))
+    return cursor.position(now) if cursor else (None, None)
 
 
 def status_data(runtime: Runtime) -> dict[str, Any]:

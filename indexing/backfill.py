@@ -26,8 +26,7 @@ def backfill_feed(
     docs = catalog.documents_in_window(source.name, since, until)
     fresh = [reextract(source, fetcher, doc) if doc.url else doc for doc in docs]
     outcomes = catalog.upsert_documents(fresh, now_utc())
-    for outcome in outcomes.values():
-        setattr(report, outcome, getattr(report, outcome) + 1)
+    report.count(outcomes.values())
     catalog.requeue([doc_id for doc_id, outcome in outcomes.items() if outcome == "unchanged"])
     report.seconds = time.perf_counter() - started
     return report

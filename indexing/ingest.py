@@ -40,8 +40,7 @@ def ingest_feed(
     report.unchanged = pull.unchanged
     report.warnings = list(pull.warnings)
     outcomes = catalog.upsert_documents(pull.documents, now)  # committed before the cursor moves
-    for outcome in outcomes.values():
-        setattr(report, outcome, getattr(report, outcome) + 1)
+    report.count(outcomes.values())
     report.failed = catalog.quarantine(source.name, pull.failures, now)
     fallbacks = [d for d in pull.documents if d.extraction == "feed" and d.url and source.fetch_articles]
     report.fallbacks = len(fallbacks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,6 +29,11 @@ class SourceReport:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def count(self, outcomes: Iterable[str]) -> None:
+        """Add the catalog's per-document outcomes (``new``, ``updated``, ``unchanged``) to the counts."""
+        for outcome in outcomes:
+            setattr(self, outcome, getattr(self, outcome) + 1)
 
 
 @dataclass

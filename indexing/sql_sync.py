@@ -28,8 +28,7 @@ def _commit(
 ) -> dict[str, str]:
     """Commit one batch; returns each document's outcome (``new``, ``updated``, ``unchanged``)."""
     outcomes = catalog.upsert_documents(batch.documents, now)
-    for outcome in outcomes.values():
-        setattr(report, outcome, getattr(report, outcome) + 1)
+    report.count(outcomes.values())
     report.deleted += catalog.mark_deleted(source.name, batch.deleted, now)
     report.failed += catalog.quarantine(source.name, batch.failures, now)
     return outcomes

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from connectors import Source
+from connectors.sources import SqlSource
 from indexing.catalog import DocRow
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,13 @@ class Requirements:
 
     url: bool = True
     title: bool = True
+
+    @classmethod
+    def for_source(cls, source: Source) -> Requirements:
+        """A feed item needs a URL and a title; a database row only those its source has templates for."""
+        if isinstance(source, SqlSource):
+            return cls(url=bool(source.url), title=bool(source.title))
+        return cls()
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from errors import ConfigError
+from errors import ConfigError, InputError
 
 POINTER = "champion.json"
 
@@ -96,9 +96,16 @@ class AdapterRegistry:
             raise
         return self.get(adapter_id)
 
-    def promote(self, adapter_id: str) -> Adapter:
-        """Make ``adapter_id`` the champion (one atomic switch); the old champion goes onto the history."""
+    def promote(self, adapter_id: str, *, force: bool = False) -> Adapter:
+        """Make ``adapter_id`` the champion (one atomic switch); the old champion goes onto the history.
+
+        An adapter the gate rejected is refused unless ``force``: nothing serves without passing the gate
+        or a person saying so.
+        """
         adapter = self.get(adapter_id)
+        if not adapter.passed and not force:
+            reasons = "; ".join(adapter.manifest.get("verdict", {}).get("reasons", [])) or "no reasons recorded"
+            raise InputError(f"adapter {adapter_id} failed the gate ({reasons}); pass --force to promote it anyway")
         with self._lock:
             pointer = self._pointer()
             if pointer.get("id") == adapter_id:

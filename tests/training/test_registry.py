@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from errors import ConfigError
+from errors import ConfigError, InputError
 from training.registry import POINTER, AdapterRegistry
 
 
@@ -33,6 +33,17 @@ def test_add_promote_and_rollback(tmp_path) -> None:
     assert registry.rollback() is None and registry.champion() is None  # back to the bare base model
     with pytest.raises(ConfigError, match="no champion"):
         registry.rollback()
+
+
+def test_a_rejected_adapter_is_promoted_only_when_forced(tmp_path) -> None:
+    registry = AdapterRegistry(tmp_path / "adapters")
+    good, rejected = add(registry), add(registry, passed=False)
+    registry.promote(good.id)
+    with pytest.raises(InputError, match=r"failed the gate \(too much forgetting\); pass --force"):
+        registry.promote(rejected.id)
+    assert registry.champion().id == good.id and registry.history() == []
+    assert registry.promote(rejected.id, force=True).id == rejected.id
+    assert registry.champion().id == rejected.id and registry.history() == [good.id]
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path) -> None:
