@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -98,3 +98,97 @@ def summarize(sources: list[SourceReport], index: IndexReport, seconds: float) -
         "index": index.as_dict(),
         "freshness_lag_seconds": lag,
     }
+
+
+# -- how a refresh run reads to a person: a verdict, a table and a summary ------------------------
+
+FAILING_RUNS_BEFORE_RED = 3  # consecutive failed pulls after which a source turns the whole run red
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A refresh run's health: ``healthy``, ``warning`` (something needs a look) or ``failing`` (a source keeps
+    failing), with the reasons in words."""
+
+    status: Literal["healthy", "warning", "failing"]
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        if self.status == "failing":
+            return "source(s) keep failing: " + "; ".join(self.reasons)
+        return "; ".join(self.reasons) or "index is fresh"
+
+
+def refresh_verdict(summary: dict[str, Any], streaks: dict[str, int]) -> Verdict:
+    """Failing when a source has failed ``FAILING_RUNS_BEFORE_RED`` runs in a row; a warning when a source failed
+    once or documents were quarantined or left unindexed; else healthy. ``streaks``: failed runs in a row by source."""
+    failing = [
+        f"{s['source']} ({streaks.get(s['source'], 1)} runs): {s['error']}"
+        for s in summary["sources"]
+        if s["error"] and streaks.get(s["source"], 1) >= FAILING_RUNS_BEFORE_RED
+    ]
+    if failing:
+        return Verdict("failing", failing)
+    problems = [f"{s['source']} failed: {s['error']}" for s in summary["sources"] if s["error"]]
+    index = summary["index"]
+    if index["quarantined"]:
+        problems.append(f"{index['quarantined']} document(s) failed the data checks")
+    if index["failed"]:
+        problems.append(f"{index['failed']} document(s) could not be indexed: {index['errors']}")
+    return Verdict("warning", problems) if problems else Verdict("healthy")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def refresh_rows(summary: dict[str, Any], streaks: dict[str, int]) -> list[dict[str, Any]]:
+    """One row of figures per source, with its state in words (for the run's table artifact)."""
+    rows = []
+    for s in summary["sources"]:
+        lag = s["freshness_lag_seconds"]
+        state = "ok"
+        if s["error"]:
+            state = f"FAILED x{streaks.get(s['source'], 1)}: {s['error']}"
+        elif s["skipped"]:
+            state = s["skipped"]
+        elif s["warnings"]:
+            state = "warning: " + "; ".join(s["warnings"])
+        rows.append(
+            {
+                "source": s["source"],
+                "kind": s["kind"],
+                "new": s["new"],
+                "updated": s["updated"],
+                "unchanged": s["unchanged"],
+                "deleted": s["deleted"],
+                "failed": s["failed"],
+                "quarantined": s["quarantined"],
+                "lag p50 (s)": _fmt(lag["p50"]),
+                "lag p95 (s)": _fmt(lag["p95"]),
+                "state": state,
+            }
+        )
+    return rows
+
+
+def refresh_markdown(summary: dict[str, Any], streaks: dict[str, int]) -> str:
+    """A short markdown summary of a refresh run: counts, freshness, data checks and failing sources."""
+    totals, index, lag = summary["totals"], summary["index"], summary["freshness_lag_seconds"]
+    lines = [
+        f"## Refresh: {totals['new']} new, {totals['updated']} updated, {totals['deleted']} deleted",
+        "",
+        f"* Indexed **{index['documents']}** document(s) in {summary['seconds']:.1f} s: "
+        f"{index['embedded']} chunk(s) embedded, {index['reused']} reused, {index['unchanged']} unchanged, "
+        f"{index['deleted']} removed.",
+        f"* Freshness lag (published to searchable): p50 **{_fmt(lag['p50'])} s**, p95 **{_fmt(lag['p95'])} s**.",
+    ]
+    checks = index.get("checks") or {}
+    if checks.get("checked"):
+        failures = ", ".join(f"{reason} ({n})" for reason, n in checks["failures"].items()) or "none"
+        lines.append(f"* Data checks: {checks['passed']} of {checks['checked']} passed; quarantined: {failures}.")
+    for s in summary["sources"]:
+        if s["error"]:
+            lines.append(f"* **{s['source']} failed** ({streaks.get(s['source'], 1)} run(s) in a row): {s['error']}")
+    return "\n".join(lines)
