@@ -97,7 +97,7 @@ class Fetcher:
             lambda: threading.BoundedSemaphore(p.per_host_concurrency)
         )
         self._slots_lock = threading.Lock()
-        self.robots = RobotsCache(self)
+        self.robots = RobotsCache(self._robots_txt, p.user_agent)
 
     def close(self) -> None:
         self._client.close()
@@ -107,6 +107,9 @@ class Fetcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _robots_txt(self, url: str, allow_private: bool) -> bytes:
+        return self.get(url, allow_private=allow_private, accept="text/plain").content
 
     def _slot(self, url: str) -> threading.BoundedSemaphore:
         host = (urlsplit(url).hostname or "").lower()

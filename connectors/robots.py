@@ -1,25 +1,25 @@
-"""robots.txt rules per origin, fetched through the polite fetcher and cached for a while (RFC 9309)."""
+"""robots.txt rules per origin, fetched through a callable the fetcher hands in and cached for a while (RFC 9309)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from protego import Protego
 
 from errors import FetchError
 
-if TYPE_CHECKING:
-    from connectors.fetching import Fetcher
-
 logger = logging.getLogger(__name__)
 
 _TTL_SECONDS = 3600.0
 _ERROR_TTL_SECONDS = 300.0
+
+RobotsFetch = Callable[[str, bool], bytes]
+"""Given a robots.txt URL and whether private addresses are allowed, its body; raises ``FetchError``."""
 
 
 @dataclass
@@ -43,15 +43,17 @@ class RobotsRules:
 
 
 class RobotsCache:
-    def __init__(self, fetcher: Fetcher) -> None:
-        self._fetcher = fetcher
+    """Rules per origin, fetched once per origin and TTL by ``fetch`` and matched for ``user_agent``.
+
+    It takes a callable rather than the fetcher, so this module knows nothing of how HTTP is done.
+    """
+
+    def __init__(self, fetch: RobotsFetch, user_agent: str) -> None:
+        self._fetch = fetch
+        self._agent = user_agent.split("/")[0].strip()  # the product token, the part robots.txt groups name
         self._rules: dict[str, tuple[float, RobotsRules]] = {}
         self._lock = threading.Lock()
         self._origin_locks: dict[str, threading.Lock] = {}
-
-    def _agent(self) -> str:
-        """Our product token, the part of the User-Agent that robots.txt groups name."""
-        return self._fetcher.policy.user_agent.split("/")[0].strip()
 
     def allowed(self, url: str, *, allow_private: bool = False) -> bool:
         parts = urlsplit(url)
@@ -63,12 +65,12 @@ class RobotsCache:
             if cached is None or cached[0] < time.monotonic():
                 cached = self._load(origin, allow_private)
                 self._rules[origin] = cached
-        return cached[1].allowed(url, self._agent())
+        return cached[1].allowed(url, self._agent)
 
     def _load(self, origin: str, allow_private: bool) -> tuple[float, RobotsRules]:
         ttl = _TTL_SECONDS
         try:
-            result = self._fetcher.get(f"{origin}/robots.txt", allow_private=allow_private, accept="text/plain")
+            body = self._fetch(f"{origin}/robots.txt", allow_private)
         except FetchError as exc:
             if exc.status is not None and 400 <= exc.status < 500:
                 rules = RobotsRules(allow_all=True)  # RFC 9309: an unavailable robots.txt allows everything
@@ -77,5 +79,5 @@ class RobotsCache:
                 ttl = _ERROR_TTL_SECONDS
                 logger.info("robots.txt of %s unreachable (%s); articles there are skipped for now", origin, exc)
         else:
-            rules = RobotsRules.parse(result.content.decode("utf-8", errors="replace"))
+            rules = RobotsRules.parse(body.decode("utf-8", errors="replace"))
         return time.monotonic() + ttl, rules
