@@ -66,19 +66,28 @@ class FetchResult:
         return self.headers.get("content-type", "")
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
+MAX_RETRY_AFTER_SECONDS = 3600.0
+"""The longest a server's Retry-After may park a source: larger values (ten years, 10**12) are clamped."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks us to wait (delta-seconds or HTTP-date), clamped.
+
+    Clamped to ``[0, MAX_RETRY_AFTER_SECONDS]``; a value that is neither form is ignored (None).
+    """
+    value = (value or "").strip()
+    if not value or len(value) > 64:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
 
 
 class Fetcher:
@@ -163,7 +172,7 @@ class Fetcher:
                 f"HTTP {result.status} from {current}",
                 status=result.status,
                 transient=result.status in _RETRY_STATUSES or result.status == 408,
-                retry_after=_retry_after_seconds(result.headers.get("retry-after")),
+                retry_after=retry_after_seconds(result.headers.get("retry-after")),
             )
         raise FetchError(f"more than {self.policy.max_redirects} redirects starting at {url}")
 
@@ -181,7 +190,7 @@ class Fetcher:
             else:
                 if result.status not in _RETRY_STATUSES or attempt >= p.retries:
                     return result
-                retry_after = _retry_after_seconds(result.headers.get("retry-after"))
+                retry_after = retry_after_seconds(result.headers.get("retry-after"))
                 if retry_after is not None and retry_after > p.max_retry_after:
                     return result  # the caller records it with its Retry-After; we do not block a worker
                 wait = retry_after if retry_after is not None else p.backoff * 2**attempt * (0.5 + random.random())

@@ -10,6 +10,7 @@ from email.utils import format_datetime
 
 import pytest
 
+from connectors.fetching import MAX_RETRY_AFTER_SECONDS
 from errors import FetchError
 from tests.support.feedserver import Route
 
@@ -220,6 +221,31 @@ def test_a_long_retry_after_is_recorded_not_slept_through(server, fetcher, retry
     assert error.retry_after is not None and 100 < error.retry_after <= 120
     assert server.hits["/limited"] == 1
     assert elapsed < 1.0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("999999999999", 3600.0),  # overflowed timedelta in the catalog and crashed the refresh
+        ("315360000", 3600.0),  # ten years: the source would have been parked for a decade
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 3600.0),
+        ("Mon, 01 Jan 1990 00:00:00 GMT", 0.0),  # a date in the past means now
+        ("  90 ", 90.0),
+        ("soon", None),  # garbage is ignored, not guessed at
+        ("-5", None),
+        ("1e9", None),
+        ("Sun, 99 Nov 99999999999 08:49:37 GMT", None),
+    ],
+)
+def test_retry_after_is_parsed_robustly_and_clamped_to_an_hour(server, make_fetcher, header, expected) -> None:
+    url = server.set("/limited", "slow down", status=503, headers={"Retry-After": header})
+
+    error, elapsed = timed(make_fetcher(retries=0).get, url, allow_private=True)
+
+    assert isinstance(error, FetchError) and error.status == 503
+    assert error.retry_after == expected
+    assert elapsed < 1.0
+    assert MAX_RETRY_AFTER_SECONDS == 3600.0
 
 
 # -- SSRF guard and schemes --------------------------------------------------------------------
