@@ -25,8 +25,7 @@ import numpy as np
 from _common import emit
 
 from connectors import document_id
-from tests.support.feedserver import FeedServer, Item, article_html, paragraphs, rss
-from tests.support.kup_up import start_kup_up
+from fixtures import FeedServer, Item, article_html, paragraphs, rss, start_kup_up
 
 
 class Publisher:

@@ -18,10 +18,10 @@ from _common import emit, peak_rss_mb
 
 from connectors import FeedSource, Fetcher, FetchPolicy
 from connectors.articles import detect_language
+from fixtures import FeedServer, Item, article_html, paragraphs, rss
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder, ingest_source
 from indexing.indexer import embed_text
 from indexing.validation import DocumentChecks
-from tests.support.feedserver import FeedServer, Item, article_html, paragraphs, rss
 
 
 def main() -> None:

@@ -25,8 +25,7 @@ for key in [k for k in os.environ if k.startswith("KUP_") and k != "KUP_CI"]:
 
 import pytest  # noqa: E402
 
-from tests.support.feedserver import FeedServer  # noqa: E402
-from tests.support.pipeline import Pipeline  # noqa: E402
+from fixtures import FeedServer, Pipeline  # noqa: E402
 
 IN_CI = os.environ.get("KUP_CI") == "1"
 POSTGRES_ADMIN_URL = os.environ.get("KUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

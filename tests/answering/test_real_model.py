@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
+from fixtures import Item, article_html, rss
 from flows.cli import app
-from tests.support.feedserver import Item, article_html, rss
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "restore_environ")]
 

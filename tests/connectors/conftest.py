@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from connectors import FeedSource, Fetcher, FetchPolicy
-from tests.support.feedserver import FeedServer
+from fixtures import FeedServer
 
 FAST = {"backoff": 0.01, "connect_timeout": 2.0, "read_timeout": 2.0, "total_timeout": 5.0}
 """Policy figures that keep failing fetches quick; each test overrides what it is about."""

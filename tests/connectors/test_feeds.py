@@ -9,7 +9,7 @@ import pytest
 from connectors import FeedState, document_id, pull_feed
 from connectors.feeds import canonical_url, parse_feed
 from errors import SourceError
-from tests.support.feedserver import Item, article_html, atom, paragraphs, rss, rss1
+from fixtures import Item, article_html, atom, paragraphs, rss, rss1
 
 RSS_TYPE = "application/rss+xml"
 WHEN = datetime(2026, 3, 1, 14, 30, tzinfo=timezone(timedelta(hours=2)))  # 12:30 UTC

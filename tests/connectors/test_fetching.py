@@ -12,7 +12,7 @@ import pytest
 
 from connectors.fetching import MAX_RETRY_AFTER_SECONDS
 from errors import FetchError
-from tests.support.feedserver import Route
+from fixtures import Route
 
 
 def timed(call, *args, **kwargs):

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.kup_up import ROOT, start_kup_up
+from fixtures import ROOT, start_kup_up
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 import yaml
 
+from fixtures import start_kup_up
 from flows.deployments import PREFECT_YAML, load_flow, read_specs, runner_deployments
-from tests.support.kup_up import start_kup_up
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,13 +6,13 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
 
+from fixtures import article_html
 from flows.backfill import backfill
 from flows.refresh import refresh
 from flows.reindex import reindex
 from flows.runtime import Runtime
 from flows.settings import load_settings
 from indexing import search
-from tests.support.feedserver import article_html
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

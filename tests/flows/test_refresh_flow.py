@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from fixtures import Item, article_html, paragraphs, rss
 from flows.refresh import refresh
 from flows.runtime import Runtime
 from flows.settings import load_settings
 from indexing import search
-from tests.support.feedserver import Item, article_html, paragraphs, rss
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

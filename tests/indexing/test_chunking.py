@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures import paragraphs
 from indexing import Chunker
-from tests.support.feedserver import paragraphs
 
 
 @pytest.fixture(scope="module")

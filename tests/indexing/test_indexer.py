@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors import Document
+from fixtures import paragraphs
 from indexing import Catalog, Chunker, EdgeStore, Indexer, QdrantStore, point_id
-from tests.support.feedserver import paragraphs
 
 
 def article(n: int, paras: list[str], title: str | None = None) -> Document:

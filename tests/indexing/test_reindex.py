@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors import Document
+from fixtures import paragraphs
 from indexing import Catalog, Chunker, EdgeStore, Indexer, QdrantStore
 from indexing.reindex import rebuild_index
-from tests.support.feedserver import paragraphs
 
 
 @pytest.fixture(params=["edge", "qdrant-client"])
