@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -88,6 +89,71 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
     return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)
+
+
+_WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+"""The content codings we ask for and undo; zlib's window bits for each."""
+
+
+class _Body:
+    """A response body decompressed as it arrives, never more than ``limit`` bytes of output.
+
+    httpx would inflate a whole network read (and every stacked coding of it) before our size
+    check saw a byte: a few kilobytes of ``gzip, gzip`` became a gigabyte. Here zlib is told how
+    much output it may produce (``max_length``), so memory stays within the cap whatever comes in.
+    """
+
+    def __init__(self, url: str, content_encoding: str, limit: int) -> None:
+        codings = [c.strip().lower() for c in content_encoding.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if len(codings) > 1:
+            raise FetchError(f"{url} is sent with stacked content encodings ({content_encoding}); refused")
+        if codings and codings[0] not in _WBITS:
+            raise FetchError(f"{url} is sent with the unsupported content encoding {codings[0]!r}; refused")
+        self._url = url
+        self._limit = limit
+        self._coding = codings[0] if codings else None
+        self._inflate = zlib.decompressobj(_WBITS[self._coding]) if self._coding else None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._raw_size = 0
+
+    def feed(self, data: bytes) -> None:
+        self._raw_size += len(data)
+        if self._raw_size > self._limit:
+            raise FetchError(f"{self._url} exceeds the {self._limit}-byte cap")
+        if self._inflate is None:
+            self._append(data)
+            return
+        try:
+            self._inflate_bounded(data)
+        except zlib.error as exc:
+            if self._coding != "deflate" or self._size or self._raw_size != len(data):
+                raise self._undecodable(exc) from exc
+            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent raw, without the zlib header
+            try:
+                self._inflate_bounded(data)
+            except zlib.error as again:
+                raise self._undecodable(again) from again
+
+    def _undecodable(self, exc: zlib.error) -> FetchError:
+        return FetchError(f"could not decode the {self._coding} response from {self._url}: {exc}")
+
+    def _inflate_bounded(self, data: bytes) -> None:
+        assert self._inflate is not None
+        while data and not self._inflate.eof:  # bytes after the end of the stream are ignored, as httpx does
+            self._append(self._inflate.decompress(data, self._limit - self._size + 1))
+            data = self._inflate.unconsumed_tail
+
+    def _append(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limit:
+            raise FetchError(f"{self._url} exceeds the {self._limit}-byte cap")
+        if data:
+            self._chunks.append(data)
+
+    def content(self) -> bytes:
+        return b"".join(self._chunks)
 
 
 class Fetcher:
@@ -207,30 +273,24 @@ class Fetcher:
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > p.max_bytes:
                         raise FetchError(f"{url} is {declared} bytes, over the {p.max_bytes}-byte cap")
-                    chunks: list[bytes] = []
-                    size = 0
+                    body = _Body(url, response.headers.get("content-encoding", ""), p.max_bytes)
                     if response.status_code not in _REDIRECT_STATUSES:
-                        for chunk in response.iter_bytes():
-                            size += len(chunk)
-                            if size > p.max_bytes:
-                                raise FetchError(f"{url} exceeds the {p.max_bytes}-byte cap")
+                        for chunk in response.iter_raw():  # raw: we decompress, so the cap bounds the output
+                            body.feed(chunk)
                             if time.monotonic() > deadline:
                                 raise FetchError(
                                     f"{url} took longer than {p.total_timeout:g}s to download", transient=True
                                 )
-                            chunks.append(chunk)
                     return FetchResult(
                         url=url,
                         final_url=str(response.url),
                         status=response.status_code,
-                        content=b"".join(chunks),
+                        content=body.content(),
                         headers={k.lower(): v for k, v in response.headers.items()},
                     )
             except httpx.TimeoutException as exc:
                 raise FetchError(f"timed out fetching {url} ({type(exc).__name__})", transient=True) from exc
             except httpx.InvalidURL as exc:  # not an HTTPError: httpx raises it before any I/O
                 raise FetchError(f"refused {url!r}: {exc}") from exc
-            except httpx.DecodingError as exc:
-                raise FetchError(f"could not decode the response from {url}: {exc}") from exc
             except httpx.HTTPError as exc:
                 raise FetchError(f"could not fetch {url}: {exc}", transient=True) from exc

@@ -1,0 +1,123 @@
+"""Hostile servers against the real fetcher and feed reader: bombs, stacked encodings, memory bounds."""
+
+from __future__ import annotations
+
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from connectors import FeedState, pull_feed
+from connectors.articles import detect_language
+from errors import FetchError, SourceError
+from fixtures import Item, rss
+
+MB = 1 << 20
+BOUND = 50 * MB  # what a hostile response may cost us in memory, whatever it inflates to
+
+
+def gzip_of(chunks: list[bytes], wbits: int = zlib.MAX_WBITS | 16) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    return b"".join([*(packer.compress(c) for c in chunks), packer.flush()])
+
+
+@pytest.fixture(scope="module")
+def nested_bomb() -> bytes:
+    """About 600 bytes that are 256 MB of zeros under two gzip layers (``Content-Encoding: gzip, gzip``)."""
+    return gzip_of([gzip_of([b"\0" * MB] * 256)])
+
+
+@contextmanager
+def peak_memory() -> Iterator[Callable[[], int]]:
+    """The peak of Python allocations (all threads) inside the block, in bytes."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        yield lambda: tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def fetch_measured(fetcher, url: str) -> tuple[object, int]:
+    with peak_memory() as peak:
+        try:
+            outcome = fetcher.get(url, allow_private=True)
+        except FetchError as exc:
+            outcome = exc
+        return outcome, peak()
+
+
+def test_a_nested_gzip_bomb_is_refused_without_inflating_it(server, fetcher, nested_bomb) -> None:
+    assert len(nested_bomb) < 4096
+    url = server.set("/bomb", nested_bomb, content_type="text/html", headers={"Content-Encoding": "gzip, gzip"})
+
+    outcome, peak = fetch_measured(fetcher, url)
+
+    assert isinstance(outcome, FetchError), outcome
+    assert "stacked content encodings" in str(outcome) and not outcome.transient
+    assert peak < BOUND, f"{peak / MB:.0f} MB"
+    assert server.hits["/bomb"] == 1  # not retried
+
+
+def test_a_single_gzip_bomb_stops_at_the_cap_with_bounded_memory(server, make_fetcher) -> None:
+    bomb = gzip_of([b"\0" * MB] * 200)  # 200 KB that inflate to 200 MB
+    url = server.set("/bomb", bomb, content_type="text/html", headers={"Content-Encoding": "gzip"})
+
+    outcome, peak = fetch_measured(make_fetcher(max_bytes=5_000_000), url)
+
+    assert isinstance(outcome, FetchError) and "exceeds the 5000000-byte cap" in str(outcome), outcome
+    assert peak < BOUND, f"{peak / MB:.0f} MB"
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br", "deflate, gzip"])
+def test_unsupported_or_stacked_encodings_are_refused(server, fetcher, encoding) -> None:
+    url = server.set("/odd", b"whatever", headers={"Content-Encoding": encoding})
+
+    with pytest.raises(FetchError, match="refused"):
+        fetcher.get(url, allow_private=True)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", gzip_of([b"hello, world"])),
+        ("x-gzip", gzip_of([b"hello, world"])),
+        ("deflate", gzip_of([b"hello, world"], zlib.MAX_WBITS)),  # zlib-wrapped, as RFC 9110 says
+        ("deflate", gzip_of([b"hello, world"], -zlib.MAX_WBITS)),  # raw deflate, as some servers send it
+        ("identity", b"hello, world"),
+        ("GZIP, identity", gzip_of([b"hello, world"])),
+    ],
+)
+def test_the_encodings_we_ask_for_are_decoded(server, fetcher, encoding, body) -> None:
+    url = server.set("/enc", body, headers={"Content-Encoding": encoding})
+
+    assert fetcher.get(url, allow_private=True).content == b"hello, world"
+    assert server.requests[-1][1]["accept-encoding"] == "gzip, deflate"
+
+
+def test_a_corrupt_gzip_body_is_a_fetch_error(server, fetcher) -> None:
+    url = server.set("/broken", b"\x1f\x8b\x08\x00garbage-not-gzip", headers={"Content-Encoding": "gzip"})
+
+    with pytest.raises(FetchError, match="could not decode the gzip response"):
+        fetcher.get(url, allow_private=True)
+
+
+def test_bombs_end_as_the_feed_or_article_failure_not_a_crash(server, fetcher, feed_source, nested_bomb) -> None:
+    bombed = {"content_type": "text/html", "headers": {"Content-Encoding": "gzip, gzip"}}
+    server.set("/article/bomb", nested_bomb, **bombed)
+    item = Item("Bombed", link=server.url("/article/bomb"), guid="b-1", summary="The summary stands in.")
+    server.set("/feed.xml", rss([item]), content_type="application/rss+xml")
+    server.set("/bomb.xml", nested_bomb, **bombed)
+    detect_language("Load the language model before measuring: it is 80 MB of its own.")
+
+    with peak_memory() as peak:
+        pull = pull_feed(feed_source(), fetcher, FeedState())
+        with pytest.raises(SourceError, match="stacked content encodings"):
+            pull_feed(feed_source("/bomb.xml"), fetcher, FeedState())
+        assert peak() < BOUND, f"{peak() / MB:.0f} MB"
+
+    (doc,) = pull.documents
+    assert doc.extraction == "feed" and doc.text == "The summary stands in."
+    assert "stacked content encodings" in (doc.extraction_note or "")
