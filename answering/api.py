@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import TypeVar
 
 from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, Field
 
+from answering.requests import AskRequest, SearchRequest, recent_since
 from answering.service import Answerer
 from errors import InputError, KupError
 from indexing import search
 
-
-class SearchRequest(BaseModel):
-    query: Annotated[str, Field(min_length=1, max_length=2000)]
-    limit: Annotated[int, Field(ge=1, le=100)] = 5
-    sources: list[str] | None = None
-    recent_days: Annotated[float, Field(gt=0)] | None = None
+T = TypeVar("T")
 
 
-class AskRequest(BaseModel):
-    question: Annotated[str, Field(min_length=1, max_length=8000)]
-    mode: Literal["prompt", "rag-token", "closed-book"] = "prompt"
-    k: Annotated[int, Field(ge=1, le=20)] = 5
-    recent_days: Annotated[float, Field(gt=0)] | None = None
-    sources: list[str] | None = None
+def http_status(exc: KupError) -> int:
+    """A domain error as an HTTP status: the request's own fault (422), or the service cannot answer now (503)."""
+    return 422 if isinstance(exc, InputError) else 503
+
+
+def _answering(call: Callable[[], T]) -> T:
+    """Run ``call``; a domain error becomes an HTTP error with its one sentence as the detail."""
+    try:
+        return call()
+    except KupError as exc:
+        raise HTTPException(status_code=http_status(exc), detail=str(exc)) from None
 
 
 def create_app(answerer: Answerer) -> FastAPI:
@@ -36,23 +37,17 @@ def create_app(answerer: Answerer) -> FastAPI:
 
     @app.post("/search")
     def search_passages(request: SearchRequest) -> dict:
-        from datetime import UTC, datetime, timedelta
-
-        since = datetime.now(UTC) - timedelta(days=request.recent_days) if request.recent_days else None
-        try:
-            result = search(
+        result = _answering(
+            lambda: search(
                 answerer.store,
                 answerer.dense,
                 answerer.sparse,
                 request.query,
                 limit=request.limit,
                 sources=request.sources,
-                published_after=since,
+                published_after=recent_since(request.recent_days),
             )
-        except InputError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
-        except KupError as exc:
-            raise HTTPException(status_code=503, detail=str(exc)) from None
+        )
         return {
             "query": result.query,
             "search_ms": round(result.search_ms, 2),
@@ -61,18 +56,15 @@ def create_app(answerer: Answerer) -> FastAPI:
 
     @app.post("/ask")
     def ask(request: AskRequest) -> dict:
-        try:
-            answer = answerer.answer(
+        answer = _answering(
+            lambda: answerer.answer(
                 request.question,
                 mode=request.mode,
                 k=request.k,
                 recent_days=request.recent_days,
                 sources=request.sources,
             )
-        except InputError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
-        except KupError as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from None
+        )
         return answer.as_dict()
 
     return app
