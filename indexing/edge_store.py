@@ -63,10 +63,13 @@ class EdgeStore(VectorStore):
 
     def __init__(self, path: Path | str, *, dense_size: int = DENSE_SIZE) -> None:
         self.path = Path(path)
-        self.location = str(self.path)
         self.dense_size = dense_size
         self._lock = FileLock(str(self.path) + ".lock", timeout=_LOCK_TIMEOUT)
         self._local = threading.local()
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def _config(self) -> qe.EdgeConfig:
         return qe.EdgeConfig(
@@ -196,14 +199,6 @@ class EdgeStore(VectorStore):
     def optimize(self) -> bool:
         with self._shard(create=False) as shard:
             return bool(shard.optimize()) if shard is not None else False
-
-    @_errors
-    def delete_documents(self, doc_ids: Sequence[str]) -> None:
-        if not doc_ids:
-            return
-        with self._shard() as shard:
-            shard.update(qe.UpdateOperation.delete_points_by_filter(_filter(doc_ids=doc_ids)))
-            shard.flush()
 
     @_errors
     def search(

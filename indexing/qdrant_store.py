@@ -60,7 +60,6 @@ class QdrantStore(VectorStore):
         client: QdrantClient | None = None,
     ) -> None:
         self.url = url
-        self.location = f"{url} collection {collection}"
         self.collection = collection
         self.dense_size = dense_size
         self._owns_client = client is None
@@ -71,6 +70,13 @@ class QdrantStore(VectorStore):
         else:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
         self._ready = False
+
+    @property
+    def location(self) -> str:
+        return self.collection
+
+    def __str__(self) -> str:
+        return f"{self.url} collection {self.collection}"
 
     def _create(self, name: str) -> None:
         self.client.create_collection(
@@ -185,15 +191,6 @@ class QdrantStore(VectorStore):
             self.client.delete(
                 self.collection, points_selector=models.PointIdsList(points=list(changes.deletes)), wait=True
             )
-
-    @_errors
-    def delete_documents(self, doc_ids: Sequence[str]) -> None:
-        if not doc_ids:
-            return
-        self._ensure()
-        self.client.delete(
-            self.collection, points_selector=models.FilterSelector(filter=_filter(doc_ids=doc_ids)), wait=True
-        )
 
     @_errors
     def search(

@@ -23,7 +23,7 @@ class RebuildReport:
     chunks: int = 0
     requeued: int = 0  # documents changed during the rebuild, left for the next refresh
     seconds: float = 0.0
-    collection: str = ""
+    collection: str = ""  # where the new index lives: its collection name or directory
 
 
 def rebuild_index(
@@ -39,7 +39,7 @@ def rebuild_index(
     started = time.perf_counter()
     staging = store.staging(dense_size=dense_size)
     written = IndexReport()
-    report = RebuildReport(collection=getattr(staging, "collection", None) or str(getattr(staging, "path", "")))
+    report = RebuildReport(collection=staging.location)
     for batch in catalog.live_rows(batch_size):
         indexer.write(batch, staging, written)
         report.documents += len(batch)

@@ -43,7 +43,7 @@ def store_errors(what: str) -> Callable:
             except KupError:
                 raise
             except Exception as exc:
-                raise StoreError(f"{what} {getattr(self, 'location', '')}: {method.__name__} failed: {exc}") from exc
+                raise StoreError(f"{what} {self}: {method.__name__} failed: {exc}") from exc
 
         return inner
 
@@ -91,6 +91,11 @@ class Changes:
 class VectorStore(ABC):
     """A collection of chunk points with a dense and a sparse vector each, and a payload."""
 
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the points live: the collection name on a server, the directory of an embedded index."""
+
     @abstractmethod
     def session(self) -> AbstractContextManager[VectorStore]:
         """Keep the store open for several operations (Edge opens its shard once)."""
@@ -106,10 +111,6 @@ class VectorStore(ABC):
     @abstractmethod
     def apply(self, changes: Changes) -> None:
         """Write a batch durably (flushed before returning)."""
-
-    @abstractmethod
-    def delete_documents(self, doc_ids: Sequence[str]) -> None:
-        """Remove every point of the given documents."""
 
     @abstractmethod
     def search(
@@ -152,3 +153,6 @@ class VectorStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+    def __str__(self) -> str:
+        return self.location

@@ -56,6 +56,13 @@ def test_empty_store(store) -> None:
     assert list(store.scan()) == []
 
 
+def test_location_names_where_the_points_live(store, tmp_path) -> None:
+    expected = str(tmp_path / "index" / "kup") if isinstance(store, EdgeStore) else "kup"
+    assert store.location == expected
+    staging = store.staging()
+    assert staging.location != store.location and staging.location.startswith(expected + "-")
+
+
 def test_point_ids_are_deterministic() -> None:
     assert point_id("doc", 3) == point_id("doc", 3)
     assert point_id("doc", 3) != point_id("doc", 4) != point_id("other", 3)
@@ -112,7 +119,7 @@ def test_points_of_vectors_payload_updates_and_deletes(store, dense, sparse) -> 
     assert store.points_of(["doc-storm"])["doc-storm"][0].payload["title"] == "Renamed"
     assert store.count() == 3
 
-    store.delete_documents(["doc-storm", "doc-rover"])
+    store.apply(Changes(deletes=[points[0].id, points[2].id]))
     assert store.count() == 1
     assert {p.payload["doc_id"] for p in store.scan(batch=1)} == {"doc-vaccine"}
 
