@@ -1,21 +1,34 @@
-"""The ``kup`` command line: refresh, search, status and up. User mistakes print one sentence, not a traceback."""
+"""The ``kup`` command line. User mistakes print one sentence, not a traceback.
+
+Commands: ``refresh``, ``search``, ``status``, ``backfill``, ``reindex``, ``ask``, ``api``, ``finetune``,
+``adapters list|promote|rollback`` (those two in ``flows.cli_training``) and ``up``. Global flags choose
+the pipeline (data dir, sources file, catalog and Qdrant URLs); what commands print lives in the views.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import re
-import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from errors import InputError, KupError
-from flows.settings import Settings, load_settings
+from flows import cli_training
+from flows.cli_shared import (
+    choose_settings,
+    console,
+    err_console,
+    fail,
+    friendly,
+    parse_when,
+    report_to_running_server,
+    settings,
+)
+from flows.settings import Settings
+
+__all__ = ["app", "parse_when"]
 
 app = typer.Typer(
     name="kup",
@@ -24,57 +37,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
-
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-class _State:
-    overrides: dict[str, object] = {}
-
-
-def settings() -> Settings:
-    return load_settings(**_State.overrides)
-
-
-def parse_when(text: str, flag: str = "--since") -> datetime:
-    """An ISO date/time (UTC unless it says otherwise) or a span back from now such as ``2d`` or ``12h``."""
-    value = text.strip()
-    match = _RELATIVE.match(value)
-    if match:
-        return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(f"{flag} {text!r} is not a date; use e.g. 2026-11-01, 2026-11-01T08:00Z or 2d") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _friendly(command):
-    """Turn domain errors into one plain sentence and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except KupError as exc:
-            err_console.print(f"Error: {exc}", markup=False)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("Interrupted.")
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def _report_to_running_server(s: Settings) -> None:
-    """An in-process flow run shows up in `kup up`'s dashboard when its server answers (before Prefect loads)."""
-    from flows.server import api_reachable
-
-    if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
-        os.environ["PREFECT_API_URL"] = s.prefect_api_url
 
 
 def _export_environment(s: Settings) -> None:
@@ -103,24 +65,18 @@ def main(
     qdrant_url: Annotated[str | None, typer.Option(help="Qdrant server URL [env: KUP_QDRANT_URL]")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr")] = False,
 ) -> None:
-    _State.overrides = {
-        "data_dir": data_dir,
-        "sources_file": sources,
-        "catalog_url": catalog_url,
-        "qdrant_url": qdrant_url,
-    }
+    choose_settings(data_dir=data_dir, sources_file=sources, catalog_url=catalog_url, qdrant_url=qdrant_url)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
         _export_environment(settings())
     except KupError as exc:
-        err_console.print(f"Error: {exc}", markup=False)
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
 
 
 @app.command()
-@_friendly
+@friendly
 def refresh(
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")] = None,
     force: Annotated[bool, typer.Option(help="Pull sources even while they back off after failures")] = False,
@@ -131,7 +87,7 @@ def refresh(
 
     s = settings()
     select_sources(load_sources(s.sources_file), source)  # a bad sources file fails before Prefect starts
-    _report_to_running_server(s)
+    report_to_running_server(s)
     from flows.refresh import refresh as refresh_flow
     from flows.views import print_refresh, to_json
 
@@ -150,7 +106,7 @@ def refresh(
 
 
 @app.command()
-@_friendly
+@friendly
 def search(
     query: Annotated[str, typer.Argument(help="What to look for")],
     limit: Annotated[int, typer.Option("--limit", "-k", help="How many passages")] = 5,
@@ -159,13 +115,13 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Print the best passages for a query (hybrid dense + sparse search)."""
+    from answering.requests import require_query
     from flows.runtime import Runtime
     from flows.views import print_search, search_data, to_json
     from indexing import search as hybrid_search
 
     published_after = parse_when(since) if since else None
-    if not query.strip():
-        raise InputError("the query is empty; pass some words to search for")
+    query = require_query(query)
     with Runtime(settings()) as rt:
         result = hybrid_search(
             rt.store, rt.dense, rt.sparse, query, limit=limit, sources=source or None, published_after=published_after
@@ -178,7 +134,7 @@ def search(
 
 
 @app.command()
-@_friendly
+@friendly
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """Show documents per source, pending work, failures, the last refresh and the freshness lag."""
     from flows.runtime import Runtime
@@ -217,7 +173,7 @@ def _run_deployment(name: str, parameters: dict, wait: bool) -> None:
 
 
 @app.command()
-@_friendly
+@friendly
 def backfill(
     source: Annotated[str, typer.Option("--source", "-s", help="The source to re-read")],
     since: Annotated[str, typer.Option(help="Start of the window (2026-11-01, 2026-11-01T08:00Z, 7d)")],
@@ -237,14 +193,14 @@ def backfill(
 
 
 @app.command()
-@_friendly
+@friendly
 def reindex(wait: Annotated[bool, typer.Option(help="Wait for the run to finish")] = False) -> None:
     """Rebuild the whole index into a new collection and switch to it, as a run of the reindex deployment."""
     _run_deployment("reindex/reindex", {}, wait)
 
 
 @app.command()
-@_friendly
+@friendly
 def ask(
     question: Annotated[str, typer.Argument(help="The question")],
     mode: Annotated[str, typer.Option(help="prompt, rag-token or closed-book")] = "prompt",
@@ -254,11 +210,11 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON")] = False,
 ) -> None:
     """Answer from the freshest passages with the base model plus the champion adapter, citing sources."""
+    from answering.requests import recent_since
     from flows.runtime import Runtime
-    from flows.views import to_json
+    from flows.views import print_answer_end, to_json
 
-    if recent is not None and recent <= 0:
-        raise InputError("--recent must be a positive number of days")
+    recent_since(recent)  # refuses a non-positive or absurd --recent before the model loads
     with Runtime(settings()) as rt:
         stream = None if as_json else (lambda piece: console.print(piece, end="", markup=False, highlight=False))
         answer = rt.answerer.answer(
@@ -266,28 +222,12 @@ def ask(
         )
     if as_json:
         console.print_json(to_json(answer.as_dict()))
-        return
-    console.print()
-    if answer.citations:
-        console.print("\nSources:")
-        for c in answer.citations:
-            console.print(
-                f"  [{c.number}] {c.title or '(untitled)'} — {c.url or 'no URL'} ({c.published or 'undated'})"
-                + (" (matched by content; the answer gave no [n])" if c.inferred else ""),
-                markup=False,
-            )
-    elif mode != "closed-book":
-        console.print("\n(no passage cited)")
-    t = answer.timings
-    err_console.print(
-        f"{answer.mode}, adapter {answer.adapter or 'none (base model)'}; "
-        f"first token {t.get('first_token_ms', '-')} ms, {t.get('tokens_per_s', '-')} tokens/s",
-        markup=False,
-    )
+    else:
+        print_answer_end(answer, console, err_console)
 
 
 @app.command()
-@_friendly
+@friendly
 def api(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8077,
@@ -303,115 +243,12 @@ def api(
         uvicorn.run(create_app(rt.answerer), host=host, port=port, log_level="warning")
 
 
-@app.command()
-@_friendly
-def finetune(
-    recipe: Annotated[Path | None, typer.Option(help="Training recipe (YAML) [env: KUP_RECIPE]")] = None,
-    method: Annotated[str | None, typer.Option(help="mix_review, none or l2 (overrides the recipe)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON")] = False,
-) -> None:
-    """Train a candidate adapter on what arrived since the champion; promote it only if the gate passes."""
-    from training import load_recipe
-
-    s = settings()
-    load_recipe(recipe or s.recipe, method=method)  # a bad recipe fails here, with every problem listed
-    _report_to_running_server(s)
-    from flows.finetune import finetune as finetune_flow
-    from flows.views import to_json
-
-    state = finetune_flow(
-        recipe=str(recipe) if recipe else None, method=method, progress_bar=not as_json, return_state=True
-    )
-    result = state.result(raise_on_failure=False)
-    if not isinstance(result, dict):
-        raise KupError(f"the fine-tune run failed: {state.message or result}")
-    if as_json:
-        console.print_json(to_json(result))
-    elif result["status"] == "nothing-new":
-        console.print("Nothing new since the champion's watermark; nothing was trained.")
-    else:
-        s_ = result["summary"]
-        console.print(
-            f"adapter {result['adapter']}: {result['status']} "
-            f"(new-knowledge gain {s_['new_gain']:+.2%}, general forgetting "
-            f"{(s_['general_forgetting'] or 0):+.2%})"
-        )
-        for reason in result["reasons"]:
-            console.print(f"  rejected: {reason}")
-    if result["status"] == "rejected":
-        raise typer.Exit(1)
-
-
-adapters_app = typer.Typer(help="List, promote and roll back fine-tuned adapters.", no_args_is_help=True)
-app.add_typer(adapters_app, name="adapters")
-
-
-def _registry():
-    from training import AdapterRegistry
-
-    return AdapterRegistry(settings().data_path / "adapters")
-
-
-@adapters_app.command("list")
-@_friendly
-def adapters_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
-    """Every adapter, newest last; the champion is marked."""
-    from flows.views import to_json
-
-    registry = _registry()
-    champion = registry.champion()
-    rows = [
-        {
-            "id": a.id,
-            "champion": champion is not None and a.id == champion.id,
-            "created_at": a.manifest["created_at"],
-            "method": a.manifest.get("method"),
-            "parent": a.manifest.get("parent"),
-            "passed": a.passed,
-            "summary": a.manifest.get("summary", {}),
-            "reasons": a.manifest.get("verdict", {}).get("reasons", []),
-        }
-        for a in registry.list()
-    ]
-    if as_json:
-        console.print_json(to_json(rows))
-        return
-    if not rows:
-        console.print("No adapters yet; `kup finetune` trains the first one.")
-        return
-    for r in rows:
-        mark = "*" if r["champion"] else " "
-        gain, forgetting = r["summary"].get("new_gain"), r["summary"].get("general_forgetting")
-        console.print(
-            f"{mark} {r['id']}  {r['method']:<10} {'passed' if r['passed'] else 'rejected':<8} "
-            f"gain {'-' if gain is None else f'{gain:+.2%}'}  "
-            f"general {'-' if forgetting is None else f'{forgetting:+.2%}'}  parent {r['parent'] or '-'}",
-            markup=False,
-        )
-    console.print("(* = champion, used to answer questions)")
-
-
-@adapters_app.command("promote")
-@_friendly
-def adapters_promote(
-    adapter_id: Annotated[str, typer.Argument(help="The adapter to make champion")],
-    force: Annotated[bool, typer.Option(help="Promote even an adapter the gate rejected")] = False,
-) -> None:
-    """Make an adapter the champion (one atomic switch)."""
-    _registry().promote(adapter_id, force=force)
-    console.print(f"champion is now {adapter_id}")
-
-
-@adapters_app.command("rollback")
-@_friendly
-def adapters_rollback() -> None:
-    """Put the previous champion back (or the bare base model when there was none)."""
-    previous = _registry().rollback()
-    console.print(f"champion is now {previous.id}" if previous else "no champion: answers use the base model")
+app.command()(cli_training.finetune)
+app.add_typer(cli_training.adapters_app, name="adapters")
 
 
 @app.command()
-@_friendly
+@friendly
 def up() -> None:
     """Start a local Prefect server if none answers, and serve every deployment in prefect.yaml."""
     import signal

@@ -1,10 +1,10 @@
-"""What the CLI prints: status and search results as tables for people, plain data for ``--json``."""
+"""What the CLI prints: status, search results, refreshes and answers for people, plain data for ``--json``."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +15,9 @@ from errors import ConfigError
 from errors.redact import mask_url
 from flows.runtime import Runtime
 from indexing import SearchResult, now_utc, percentiles
+
+if TYPE_CHECKING:  # answering loads the language model's libraries: only the type is needed here
+    from answering import Answer
 
 
 def to_json(data: Any) -> str:
@@ -211,4 +214,25 @@ def print_refresh(summary: dict[str, Any], console: Console) -> None:
         f"indexed {index['documents']} document(s): {index['embedded']} chunk(s) embedded, {index['reused']} reused, "
         f"{index['unchanged']} unchanged, {index['deleted']} deleted, {index['failed']} failed; "
         f"freshness lag p50 {lag['p50']} s, p95 {lag['p95']} s"
+    )
+
+
+def print_answer_end(answer: Answer, console: Console, err_console: Console) -> None:
+    """After the streamed text: the cited sources, then (on stderr) the mode, adapter and speed."""
+    console.print()
+    if answer.citations:
+        console.print("\nSources:")
+        for c in answer.citations:
+            console.print(
+                f"  [{c.number}] {c.title or '(untitled)'} — {c.url or 'no URL'} ({c.published or 'undated'})"
+                + (" (matched by content; the answer gave no [n])" if c.inferred else ""),
+                markup=False,
+            )
+    elif answer.mode != "closed-book":
+        console.print("\n(no passage cited)")
+    t = answer.timings
+    err_console.print(
+        f"{answer.mode}, adapter {answer.adapter or 'none (base model)'}; "
+        f"first token {t.get('first_token_ms', '-')} ms, {t.get('tokens_per_s', '-')} tokens/s",
+        markup=False,
     )

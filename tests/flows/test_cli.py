@@ -7,6 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from errors import InputError
 from flows.cli import app, parse_when
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "restore_environ")
@@ -73,6 +74,11 @@ def test_search_on_an_empty_index_says_so(pipeline) -> None:
         (["search", "x", "--limit", "0"], "--limit must be between 1 and 100"),
         (["refresh", "--source", "nope"], "unknown source(s): nope"),
         (["--sources", "/does/not/exist.yaml", "refresh"], "does not exist"),
+        (["search", "x", "--since", "999999d"], "--since '999999d' reaches back before the calendar begins"),
+        (["backfill", "-s", "world", "--since", "99999999999d"], "--since '99999999999d' reaches back before"),
+        (["backfill", "-s", "world", "--since", "1d", "--until", "9999999w"], "--until '9999999w' reaches back"),
+        (["ask", "x", "--recent", "0"], "--recent must be a positive number of days"),
+        (["ask", "x", "--recent", "1e12"], "--recent must be a positive number of days"),
     ],
 )
 def test_user_mistakes_get_one_sentence_and_exit_2(pipeline, args, message) -> None:
@@ -97,3 +103,6 @@ def test_parse_when() -> None:
     assert parse_when("2026-11-01T08:00Z").hour == 8
     gap = parse_when("0d") - parse_when("2d")
     assert abs(gap.total_seconds() - 2 * 86400) < 5
+    for span in ("999999d", "99999999999d", "9" * 5000 + "s"):
+        with pytest.raises(InputError, match="reaches back before the calendar begins"):
+            parse_when(span)

@@ -1,0 +1,80 @@
+"""What every ``kup`` command shares: the settings the global flags chose, the consoles, one-sentence errors, dates."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+
+import typer
+from rich.console import Console
+
+from errors import InputError, KupError
+from flows.settings import Settings, load_settings
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_overrides: dict[str, object] = {}
+
+
+def choose_settings(**overrides: object) -> None:
+    """Remember the global flags (``--data-dir`` ...): every command's settings start from them."""
+    _overrides.clear()
+    _overrides.update(overrides)
+
+
+def settings() -> Settings:
+    return load_settings(**_overrides)
+
+
+def parse_when(text: str, flag: str = "--since") -> datetime:
+    """An ISO date/time (UTC unless it says otherwise) or a span back from now such as ``2d`` or ``12h``."""
+    value = text.strip()
+    match = _RELATIVE.match(value)
+    if match:
+        try:
+            return datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except (OverflowError, ValueError):  # a span before year 1, or past what a timedelta holds
+            raise InputError(
+                f"{flag} {text!r} reaches back before the calendar begins; use a shorter span or a date"
+            ) from None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"{flag} {text!r} is not a date; use e.g. 2026-11-01, 2026-11-01T08:00Z or 2d") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def fail(exc: KupError) -> typer.Exit:
+    """Print a domain error as one sentence; the caller raises the returned exit (code 2)."""
+    err_console.print(f"Error: {exc}", markup=False)
+    return typer.Exit(2)
+
+
+def friendly(command):
+    """Turn domain errors into one plain sentence and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KupError as exc:
+            raise fail(exc) from None
+        except KeyboardInterrupt:
+            err_console.print("Interrupted.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def report_to_running_server(s: Settings) -> None:
+    """An in-process flow run shows up in `kup up`'s dashboard when its server answers (before Prefect loads)."""
+    from flows.server import api_reachable
+
+    if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
+        os.environ["PREFECT_API_URL"] = s.prefect_api_url

@@ -1,0 +1,83 @@
+"""``kup finetune`` and ``kup adapters list|promote|rollback``: train a candidate adapter and manage the champion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from errors import KupError
+from flows.cli_shared import console, friendly, report_to_running_server, settings
+
+
+@friendly
+def finetune(
+    recipe: Annotated[Path | None, typer.Option(help="Training recipe (YAML) [env: KUP_RECIPE]")] = None,
+    method: Annotated[str | None, typer.Option(help="mix_review, none or l2 (overrides the recipe)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON")] = False,
+) -> None:
+    """Train a candidate adapter on what arrived since the champion; promote it only if the gate passes."""
+    from training import load_recipe
+
+    s = settings()
+    load_recipe(recipe or s.recipe, method=method)  # a bad recipe fails here, with every problem listed
+    report_to_running_server(s)
+    from flows.finetune import finetune as finetune_flow
+    from flows.views import to_json
+    from flows.views_training import print_finetune
+
+    state = finetune_flow(
+        recipe=str(recipe) if recipe else None, method=method, progress_bar=not as_json, return_state=True
+    )
+    result = state.result(raise_on_failure=False)
+    if not isinstance(result, dict):
+        raise KupError(f"the fine-tune run failed: {state.message or result}")
+    if as_json:
+        console.print_json(to_json(result))
+    else:
+        print_finetune(result, console)
+    if result["status"] == "rejected":
+        raise typer.Exit(1)
+
+
+adapters_app = typer.Typer(help="List, promote and roll back fine-tuned adapters.", no_args_is_help=True)
+
+
+def _registry():
+    from training.registry import AdapterRegistry
+
+    return AdapterRegistry(settings().data_path / "adapters")
+
+
+@adapters_app.command("list")
+@friendly
+def adapters_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """Every adapter, newest last; the champion is marked."""
+    from flows.views import to_json
+    from flows.views_training import adapters_data, print_adapters
+
+    rows = adapters_data(_registry())
+    if as_json:
+        console.print_json(to_json(rows))
+    else:
+        print_adapters(rows, console)
+
+
+@adapters_app.command("promote")
+@friendly
+def adapters_promote(
+    adapter_id: Annotated[str, typer.Argument(help="The adapter to make champion")],
+    force: Annotated[bool, typer.Option(help="Promote even an adapter the gate rejected")] = False,
+) -> None:
+    """Make an adapter the champion (one atomic switch)."""
+    _registry().promote(adapter_id, force=force)
+    console.print(f"champion is now {adapter_id}")
+
+
+@adapters_app.command("rollback")
+@friendly
+def adapters_rollback() -> None:
+    """Put the previous champion back (or the bare base model when there was none)."""
+    previous = _registry().rollback()
+    console.print(f"champion is now {previous.id}" if previous else "no champion: answers use the base model")
