@@ -1,0 +1,107 @@
+"""What the CLI prints: an SQL cursor's position and lag, answers with their sources, fine-tunes and adapters."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from rich.console import Console
+
+from answering import Answer, Citation
+from connectors.sql import SqlCursor
+from flows.views import _cursor_position, print_answer_end
+from flows.views_training import adapters_data, print_adapters, print_finetune
+from training.registry import AdapterRegistry
+
+NOW = datetime(2026, 11, 20, 9, 10, tzinfo=UTC)
+
+
+def recording() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=200, highlight=False), out
+
+
+def test_a_cursor_tells_its_position_and_lag() -> None:
+    aware = SqlCursor(datetime(2026, 11, 20, 9, 3, tzinfo=UTC), [7])
+    assert aware.position(NOW) == ("2026-11-20T09:03:00+00:00", 420.0)
+    assert SqlCursor(datetime(2026, 11, 20, 9, 9, 30), [1]).position(NOW) == ("2026-11-20T09:09:30", 30.0)  # naive: UTC
+    assert SqlCursor(1234, [1]).position(NOW) == (1234, None)
+    assert SqlCursor(date(2026, 11, 1), []).position(NOW) == ("2026-11-01", None)
+    assert SqlCursor(Decimal("1.50"), []).position(NOW) == ("1.50", None)
+
+
+def test_status_reads_the_cursor_the_sync_saved() -> None:
+    saved = SqlCursor(datetime(2026, 11, 20, 9, 0, tzinfo=UTC), ["a"]).to_json()
+    assert _cursor_position({"cursor": {"position": saved}}, NOW) == ("2026-11-20T09:00:00+00:00", 600.0)
+    assert _cursor_position({"cursor": {}}, NOW) == (None, None)
+    assert _cursor_position({}, NOW) == (None, None)
+
+
+def test_an_answer_ends_with_its_sources_and_speed() -> None:
+    console, out = recording()
+    errors, err = recording()
+    answer = Answer(
+        question="Who won?",
+        mode="prompt",
+        text="Brask won [1].",
+        citations=[
+            Citation(1, "Brask elected", "https://news.example.com/1", "2026-11-02"),
+            Citation(2, "", None, None, inferred=True),
+        ],
+        adapter=None,
+        timings={"first_token_ms": 12.5, "tokens_per_s": 40.0},
+    )
+    print_answer_end(answer, console, errors)
+    assert "[1] Brask elected — https://news.example.com/1 (2026-11-02)" in out.getvalue()
+    assert "[2] (untitled) — no URL (undated) (matched by content; the answer gave no [n])" in out.getvalue()
+    assert err.getvalue().strip() == "prompt, adapter none (base model); first token 12.5 ms, 40.0 tokens/s"
+
+    console, out = recording()
+    print_answer_end(Answer("Who?", "prompt", "I do not know."), console, errors)
+    assert "(no passage cited)" in out.getvalue()
+    console, out = recording()
+    print_answer_end(Answer("Who?", "closed-book", "Brask."), console, errors)
+    assert out.getvalue().strip() == ""
+
+
+def test_a_finetune_outcome_in_words() -> None:
+    console, out = recording()
+    print_finetune({"status": "nothing-new"}, console)
+    assert "nothing was trained" in out.getvalue()
+    console, out = recording()
+    rejected = {
+        "status": "rejected",
+        "adapter": "20261120-091000-abc123",
+        "summary": {"new_gain": 0.125, "general_forgetting": None},
+        "reasons": ["general forgetting 9% exceeds 5%"],
+    }
+    print_finetune(rejected, console)
+    assert out.getvalue().splitlines() == [
+        "adapter 20261120-091000-abc123: rejected (new-knowledge gain +12.50%, general forgetting +0.00%)",
+        "  rejected: general forgetting 9% exceeds 5%",
+    ]
+
+
+def test_the_adapter_list_marks_the_champion(tmp_path) -> None:
+    registry = AdapterRegistry(tmp_path / "adapters")
+    console, out = recording()
+    print_adapters(adapters_data(registry), console)
+    assert "No adapters yet" in out.getvalue()
+
+    def add(passed: bool, **figures):
+        verdict = {"passed": passed, "reasons": [] if passed else ["too much forgetting"]}
+        return registry.add(lambda d: None, {"method": "mix_review", "summary": figures, "verdict": verdict})
+
+    first = add(True, new_gain=0.2, general_forgetting=0.01)
+    second = add(False)
+    registry.promote(first.id)
+    rows = adapters_data(registry)
+    assert [(r["id"], r["champion"], r["passed"]) for r in rows] == [(first.id, True, True), (second.id, False, False)]
+    assert rows[1]["reasons"] == ["too much forgetting"]
+    console, out = recording()
+    print_adapters(rows, console)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(f"* {first.id}  mix_review passed") and "gain +20.00%  general +1.00%" in lines[0]
+    assert lines[1].startswith(f"  {second.id}  mix_review rejected") and "gain -  general -  parent -" in lines[1]
+    assert lines[2] == "(* = champion, used to answer questions)"
