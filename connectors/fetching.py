@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from connectors.netguard import check_url
+from connectors.netguard import GuardedTransport, check_url
 from connectors.robots import RobotsCache
 from errors import FetchError
 
@@ -162,12 +162,18 @@ class Fetcher:
     def __init__(self, policy: FetchPolicy | None = None) -> None:
         self.policy = policy or FetchPolicy()
         p = self.policy
-        self._client = httpx.Client(
-            follow_redirects=False,  # redirects are followed by hand, so every hop passes the guard
-            timeout=httpx.Timeout(p.read_timeout, connect=p.connect_timeout),
-            headers={"User-Agent": p.user_agent, "Accept-Encoding": "gzip, deflate"},
-            trust_env=False,
-        )
+        # One client per guard mode, so a connection opened for a source allowed private addresses is
+        # never reused by one that is not; the transport checks each address as it connects.
+        self._clients = {
+            allow: httpx.Client(
+                transport=GuardedTransport(allow_private=allow),
+                follow_redirects=False,  # redirects are followed by hand, so every hop passes the guard
+                timeout=httpx.Timeout(p.read_timeout, connect=p.connect_timeout),
+                headers={"User-Agent": p.user_agent, "Accept-Encoding": "gzip, deflate"},
+                trust_env=False,
+            )
+            for allow in (False, True)
+        }
         self._slots: dict[str, threading.BoundedSemaphore] = defaultdict(
             lambda: threading.BoundedSemaphore(p.per_host_concurrency)
         )
@@ -175,7 +181,8 @@ class Fetcher:
         self.robots = RobotsCache(self._robots_txt, p.user_agent)
 
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients.values():
+            client.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -221,7 +228,7 @@ class Fetcher:
             ):
                 raise FetchError(f"robots.txt of {urlsplit(current).netloc} disallows {current}")
             seen.add(current)
-            result = self._get_with_retries(current, headers)
+            result = self._get_with_retries(current, headers, allow_private)
             if result.status in _REDIRECT_STATUSES:
                 location = result.headers.get("location")
                 if not location:
@@ -242,12 +249,12 @@ class Fetcher:
             )
         raise FetchError(f"more than {self.policy.max_redirects} redirects starting at {url}")
 
-    def _get_with_retries(self, url: str, headers: dict[str, str]) -> FetchResult:
+    def _get_with_retries(self, url: str, headers: dict[str, str], allow_private: bool) -> FetchResult:
         p = self.policy
         attempt = 0
         while True:
             try:
-                result = self._get_once(url, headers)
+                result = self._get_once(url, headers, allow_private)
             except FetchError as exc:
                 if not exc.transient or attempt >= p.retries:
                     raise
@@ -264,12 +271,12 @@ class Fetcher:
             time.sleep(wait)
             attempt += 1
 
-    def _get_once(self, url: str, headers: dict[str, str]) -> FetchResult:
+    def _get_once(self, url: str, headers: dict[str, str], allow_private: bool) -> FetchResult:
         p = self.policy
         with self._slot(url):
             deadline = time.monotonic() + p.total_timeout  # from the request, not from the wait for a slot
             try:
-                with self._client.stream("GET", url, headers=headers) as response:
+                with self._clients[allow_private].stream("GET", url, headers=headers) as response:
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > p.max_bytes:
                         raise FetchError(f"{url} is {declared} bytes, over the {p.max_bytes}-byte cap")
