@@ -43,7 +43,8 @@ class UTCDateTime(TypeDecorator):
 metadata = MetaData()
 
 # Document lifecycle: pending -> indexed; pending -> failed (retried with backoff) -> indexed;
-# quarantined (bad input, with its reason); deleted (gone from the source, removed from the index).
+# quarantined (bad input or failed data checks, with its reason); deleted (gone from the source,
+# its points removed from the index).
 STATUSES = ("pending", "indexed", "failed", "quarantined", "deleted")
 
 documents = Table(
@@ -102,8 +103,11 @@ failures = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("source", String(64), nullable=False),
-    Column("item", Text, nullable=False),  # a document id, a URL, or "(source)" for the source itself
-    Column("stage", String(16), nullable=False),  # fetch / parse / article / index / validate
+    # The failed article's document id, or "(source)" (catalog.SOURCE_ITEM) for a source failing as a whole.
+    Column("item", Text, nullable=False),
+    # "fetch": a source failing as a whole (its feed or database); "article": an article page that failed.
+    # Indexing failures and quarantines are kept on the document row (status, last_error), not here.
+    Column("stage", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     Column("attempts", Integer, nullable=False, default=1),
     Column("first_at", UTCDateTime(), nullable=False),
