@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from connectors.netguard import GuardedTransport, check_url
+from connectors.netguard import GuardedTransport, check_url, deadline, deadline_passed
 from connectors.robots import RobotsCache
 from errors import FetchError
 
@@ -273,8 +273,9 @@ class Fetcher:
 
     def _get_once(self, url: str, headers: dict[str, str], allow_private: bool) -> FetchResult:
         p = self.policy
-        with self._slot(url):
-            deadline = time.monotonic() + p.total_timeout  # from the request, not from the wait for a slot
+        # The deadline starts with the request, not with the wait for a slot, and bounds every socket
+        # operation of it: connect, TLS, headers and body, so no drip anywhere holds a worker past it.
+        with self._slot(url), deadline(p.total_timeout):
             try:
                 with self._clients[allow_private].stream("GET", url, headers=headers) as response:
                     declared = response.headers.get("content-length")
@@ -284,10 +285,6 @@ class Fetcher:
                     if response.status_code not in _REDIRECT_STATUSES:
                         for chunk in response.iter_raw():  # raw: we decompress, so the cap bounds the output
                             body.feed(chunk)
-                            if time.monotonic() > deadline:
-                                raise FetchError(
-                                    f"{url} took longer than {p.total_timeout:g}s to download", transient=True
-                                )
                     return FetchResult(
                         url=url,
                         final_url=str(response.url),
@@ -296,6 +293,9 @@ class Fetcher:
                         headers={k.lower(): v for k, v in response.headers.items()},
                     )
             except httpx.TimeoutException as exc:
+                if deadline_passed():
+                    message = f"{url} took longer than {p.total_timeout:g}s to download"
+                    raise FetchError(message, transient=True) from exc
                 raise FetchError(f"timed out fetching {url} ({type(exc).__name__})", transient=True) from exc
             except httpx.InvalidURL as exc:  # not an HTTPError: httpx raises it before any I/O
                 raise FetchError(f"refused {url!r}: {exc}") from exc

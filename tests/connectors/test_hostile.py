@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
@@ -121,3 +124,70 @@ def test_bombs_end_as_the_feed_or_article_failure_not_a_crash(server, fetcher, f
     (doc,) = pull.documents
     assert doc.extraction == "feed" and doc.text == "The summary stands in."
     assert "stacked content encodings" in (doc.extraction_note or "")
+
+
+# -- time: the total deadline covers connect, headers and body -----------------------------------
+
+
+@contextmanager
+def dripping_server(response: bytes, interval: float) -> Iterator[str]:
+    """A raw socket server that reads a request, then sends ``response`` one byte per ``interval``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(4096) or b"\r\n\r\n"
+                for byte in response:
+                    if stop.is_set():
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(interval)
+                stop.wait(10)  # hold the connection open, sending nothing more
+            except OSError:
+                pass
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("response", "interval"),
+    [
+        (b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100 + b"\r\nContent-Length: 2\r\n\r\nok", 0.1),  # 12 s of headers
+        (b"", 0.1),  # a server that accepts and then says nothing, longer than the total but not the read timeout
+    ],
+    ids=["header-drip", "silent"],
+)
+def test_the_total_deadline_covers_the_headers(make_fetcher, response, interval) -> None:
+    fetcher = make_fetcher(total_timeout=1.0, read_timeout=5.0, retries=0)
+
+    with dripping_server(response, interval) as url:
+        start = time.monotonic()
+        with pytest.raises(FetchError, match="took longer than 1s") as caught:
+            fetcher.get(url, allow_private=True)
+        elapsed = time.monotonic() - start
+
+    assert caught.value.transient
+    assert elapsed < 2.0, f"{elapsed:.1f}s against a 1s limit"
