@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
-import feedparser
-
 from connectors.articles import decode_html, detect_language, extract_article, html_to_text
 from connectors.document import Document, ItemFailure
+from connectors.feedxml import parse_feed
 from connectors.fetching import Fetcher
 from connectors.sources import FeedSource
 from errors import FetchError, SourceError
@@ -94,22 +93,6 @@ def _article_link(value: str | None, base_url: str) -> str | None:
         return None
 
 
-def _feed_content_type(content_type: str) -> str:
-    """The content type to hand feedparser, read as RFC 7303 says.
-
-    feedparser still follows RFC 3023, for which ``text/xml`` without a charset means us-ascii, and
-    flags every such feed holding a non-ASCII character as malformed; RFC 7303 lets the XML
-    declaration decide, as for ``application/xml``.
-    """
-    media, _, params = (content_type or "").partition(";")
-    media = media.strip().lower()
-    if not media:
-        return "application/xml"
-    if media.startswith("text/") and media.endswith("xml") and "charset" not in params.lower():
-        return "application/" + media.removeprefix("text/") + (f";{params}" if params else "")
-    return content_type
-
-
 def _struct_to_utc(value: Any) -> datetime | None:
     if not value:
         return None
@@ -137,23 +120,6 @@ def _entry(raw: Mapping[str, Any], base_url: str) -> _Entry | ItemFailure:
         ).encode()
     ).hexdigest()
     return _Entry(external_id, link, title, summary_html, published, raw.get("author") or None, fingerprint)
-
-
-def parse_feed(content: bytes, *, url: str, content_type: str = "") -> tuple[list[Mapping[str, Any]], str | None]:
-    """The raw entries of a feed and, for a "bozo" feed that still parsed, the parser's complaint.
-
-    Raises ``SourceError`` when nothing usable came out. Relative links are left for the caller to
-    resolve against ``url``: given a base (``content-location``), feedparser would also resolve
-    relative GUIDs such as ``12345``, and every id would change the day the feed moves.
-    """
-    parsed = feedparser.parse(content, response_headers={"content-type": _feed_content_type(content_type)})
-    complaint = (str(parsed.get("bozo_exception", "")) or "malformed feed") if parsed.get("bozo") else None
-    if not parsed.entries:
-        if not parsed.get("version"):
-            raise SourceError(f"{url} is not an RSS or Atom feed" + (f" ({complaint})" if complaint else ""))
-        if complaint:
-            raise SourceError(f"feed {url} is unusable: {complaint}")
-    return parsed.entries, complaint
 
 
 class _ArticleFetcher:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from connectors import FeedState, pull_feed
+from connectors import FeedState, feedxml, pull_feed
 from connectors.articles import detect_language
 from errors import FetchError, SourceError
 from fixtures import Item, rss
@@ -191,3 +191,70 @@ def test_the_total_deadline_covers_the_headers(make_fetcher, response, interval)
 
     assert caught.value.transient
     assert elapsed < 2.0, f"{elapsed:.1f}s against a 1s limit"
+
+
+# -- XML entity expansion in feeds ----------------------------------------------------------------
+
+
+def entity_feed(doctype: str, body: str, *, prolog_extra: str = "") -> str:
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>\n{prolog_extra}{doctype}\n<rss version="2.0"><channel>'
+        "<title>t</title><link>http://example.com/</link><description>d</description>"
+        f"<item><title>Entity story</title><guid>e-1</guid><description>{body}</description></item>"
+        "</channel></rss>"
+    )
+
+
+BIG_ENTITY = '<!ENTITY big "' + "A" * 10_000 + '">'
+LAUGHS = "\n".join(
+    ['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{i} "' + f"&lol{i - 1};" * 10 + '">' for i in range(1, 10)]
+)
+ENTITY_FEEDS = {
+    # one 10 KB entity referenced 3000 times: feedparser's loose parser expanded it to 30 MB of summary
+    "large-entity": entity_feed(f"<!DOCTYPE rss [\n{BIG_ENTITY}\n]>", "Before. " + "&big;" * 3000),
+    "large-entity-one-line": entity_feed(f"<!DOCTYPE rss [{BIG_ENTITY}]>", "Before. " + "&big;" * 3000),
+    "billion-laughs": entity_feed(f"<!DOCTYPE rss [\n{LAUGHS}\n]>", "Before. &lol9;"),
+    "quoted-brackets": entity_feed(f'<!DOCTYPE rss [\n<!ENTITY q "]>">\n{BIG_ENTITY}\n]>', "Before. " + "&big;" * 3000),
+    "declaration-in-a-comment": entity_feed(
+        "<!DOCTYPE rss>", "Before. " + "&big;" * 3000, prolog_extra=f"<!--\n{BIG_ENTITY}\n-->\n"
+    ),
+    "stray-declaration": entity_feed(f"<!DOCTYPE rss>\n{BIG_ENTITY}", "Before. " + "&big;" * 3000),
+}
+
+
+@pytest.mark.parametrize("name", list(ENTITY_FEEDS))
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_entity_declarations_in_a_feed_are_not_expanded(server, fetcher, feed_source, name, encoding) -> None:
+    text = ENTITY_FEEDS[name]
+    if encoding != "utf-8":
+        text = text.replace('encoding="utf-8"', f'encoding="{encoding}"')
+    server.set("/feed.xml", text.encode(encoding), content_type="application/rss+xml")
+    detect_language("Load the language model before measuring: it is 80 MB of its own.")
+
+    with peak_memory() as peak:
+        pull = pull_feed(feed_source(fetch_articles=False), fetcher, FeedState())
+        assert peak() < BOUND, f"{peak() / MB:.0f} MB"
+
+    (doc,) = pull.documents
+    assert doc.title == "Entity story" and doc.text.startswith("Before.")
+    assert "AAAAAAAAAA" not in doc.text and "lollollol" not in doc.text
+    assert len(doc.text) < 50_000
+
+
+def test_an_entity_hidden_from_the_scanner_in_a_processing_instruction_is_refused(server, fetcher, feed_source):
+    text = entity_feed("<!DOCTYPE rss>", "&big;" * 3000, prolog_extra=f"<?hide\n{BIG_ENTITY}\n?>\n")
+    server.set("/feed.xml", text, content_type="application/rss+xml")
+
+    with pytest.raises(SourceError, match="declares XML entities"):
+        pull_feed(feed_source(fetch_articles=False), fetcher, FeedState())
+
+
+def test_a_feed_yielding_more_text_than_the_cap_is_refused(server, fetcher, feed_source, monkeypatch) -> None:
+    monkeypatch.setattr(feedxml, "MAX_FEED_TEXT_CHARS", 5_000)
+    items = [Item(f"Story {i}", guid=f"s-{i}", summary="word " * 400) for i in range(3)]
+    server.set("/feed.xml", rss(items), content_type="application/rss+xml")
+
+    with pytest.raises(SourceError, match="more than 5000 characters"):
+        pull_feed(feed_source(fetch_articles=False), fetcher, FeedState())
+    server.set("/feed.xml", rss(items[:2]), content_type="application/rss+xml")
+    assert len(pull_feed(feed_source(fetch_articles=False), fetcher, FeedState()).documents) == 2
