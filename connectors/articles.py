@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import html
 import logging
 import re
 from dataclasses import dataclass
@@ -92,8 +93,8 @@ def html_to_text(snippet: str) -> str:
     """Plain text of a feed's HTML summary/content, one line per block element."""
     if not snippet or not snippet.strip():
         return ""
-    if "<" not in snippet:
-        return re.sub(r"[ \t]+", " ", snippet).strip()
+    if "<" not in snippet:  # no markup, but entities still stand for characters ("&lt;" is "<")
+        return re.sub(r"[ \t]+", " ", html.unescape(snippet)).strip()
     try:
         root = lxml.html.fromstring(snippet)
     except (ParserError, ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,18 @@ from typing import Any
 def document_id(source: str, external_id: str) -> str:
     """Stable catalog id of a document: the same source item always maps to the same id."""
     return hashlib.sha256(f"{source}\x00{external_id}".encode()).hexdigest()[:32]
+
+
+_SPECIAL_TOKEN_OPENING = re.compile("<(?=[|\uff5c])")  # "<|" and DeepSeek's full-width "<\uff5c"
+
+
+def defuse_special_tokens(text: str) -> str:
+    """``text`` with every ``<|...|>`` chat-template token spelling broken: ``<|`` becomes ``‹|`` (U+2039).
+
+    Retrieved text goes into prompts: ``<|im_end|>`` in a feed (raw or entity-encoded, decoded by
+    the time it gets here) would tokenise into a real special token and close the passage's turn.
+    """
+    return _SPECIAL_TOKEN_OPENING.sub("\u2039", text) if "<" in text else text
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -37,6 +50,13 @@ class Document:
     extraction_note: str | None = None  # why the fallback was used
     entry_hash: str | None = None  # fingerprint of the raw feed entry/row, to skip re-fetching unchanged items
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Every document's text passes here, whatever its connector: none may carry chat special tokens.
+        self.text = defuse_special_tokens(self.text or "")
+        self.title = defuse_special_tokens(self.title or "")
+        if self.author:
+            self.author = defuse_special_tokens(self.author)
 
     @property
     def id(self) -> str:
