@@ -16,7 +16,7 @@ def reindex() -> dict:
     index."""
     logger = get_run_logger()
     with Runtime(load_settings()) as runtime:
-        total = sum(runtime.catalog.count(status=s) for s in ("indexed", "pending", "failed"))
+        total = runtime.catalog.count_live()
         progress = create_progress_artifact(0.0, key="reindex-progress", description="documents rebuilt")
 
         def on_progress(done: int) -> None:

@@ -42,8 +42,10 @@ class Settings(BaseSettings):
     future_skew_minutes: float = Field(10, ge=0, description="how far in the future a published time may lie")
 
     # Fetching ----------------------------------------------------------------------------------
-    source_concurrency: int = Field(4, ge=1, le=64, description="sources pulled at once in a refresh")
-    article_workers: int = Field(4, ge=1, le=64, description="article pages fetched at once per feed")
+    source_concurrency: int = Field(4, ge=1, le=64, description="sources pulled at once in a refresh (read at load)")
+    article_workers: int = Field(
+        4, ge=1, le=64, description="article pages fetched at once per feed (host limit applies)"
+    )
     per_host_concurrency: int = Field(2, ge=1, le=32, description="open requests per host, to stay polite")
     connect_timeout: float = Field(5.0, gt=0, description="seconds to connect")
     read_timeout: float = Field(15.0, gt=0, description="seconds between bytes")

@@ -17,8 +17,15 @@ logger = logging.getLogger(__name__)
 
 
 def ingest_feed(
-    source: FeedSource, catalog: Catalog, fetcher: Fetcher, *, now: datetime | None = None, force: bool = False
+    source: FeedSource,
+    catalog: Catalog,
+    fetcher: Fetcher,
+    *,
+    now: datetime | None = None,
+    force: bool = False,
+    article_workers: int = 4,
 ) -> SourceReport:
+    """Pull one feed (its article pages ``article_workers`` at a time) and commit what is new or changed."""
     started = time.perf_counter()
     now = now or now_utc()
     if skipped := backing_off(catalog, source.name, "feed", now, force):
@@ -26,7 +33,13 @@ def ingest_feed(
     report = SourceReport(source=source.name, kind="feed")
     state = FeedState.from_cursor(catalog.source_cursor(source.name))
     try:
-        pull = pull_feed(source, fetcher, state, known=lambda ids: catalog.known_entries(source.name, ids, now))
+        pull = pull_feed(
+            source,
+            fetcher,
+            state,
+            known=lambda ids: catalog.known_entries(source.name, ids, now),
+            article_workers=article_workers,
+        )
     except SourceError as exc:
         retry_after = getattr(exc.__cause__, "retry_after", None)
         next_at = catalog.record_source_failure(source.name, "feed", str(exc), now, retry_after=retry_after)
@@ -59,11 +72,20 @@ def ingest_feed(
 
 
 def ingest_source(
-    source: Source, catalog: Catalog, fetcher: Fetcher, *, now: datetime | None = None, force: bool = False
+    source: Source,
+    catalog: Catalog,
+    fetcher: Fetcher,
+    *,
+    now: datetime | None = None,
+    force: bool = False,
+    article_workers: int = 4,
 ) -> SourceReport:
-    """Pull ``source`` once; a failing source is recorded and reported, never raised."""
+    """Pull ``source`` once; a failing source is recorded and reported, never raised.
+
+    ``article_workers``: a feed's article pages fetched at once (the per-host limit still applies).
+    """
     if isinstance(source, FeedSource):
-        return ingest_feed(source, catalog, fetcher, now=now, force=force)
+        return ingest_feed(source, catalog, fetcher, now=now, force=force, article_workers=article_workers)
     if isinstance(source, SqlSource):
         return ingest_sql(source, catalog, now=now, force=force)
     raise TypeError(f"unsupported source type {type(source).__name__}")
