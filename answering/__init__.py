@@ -1,6 +1,31 @@
 """Answers from fresh knowledge: retrieve passages, prompt the model (base + champion adapter), cite sources."""
 
-from answering.prompt import Passage
-from answering.service import MODES, Answer, Answerer, Citation, LanguageModel
+from answering.decode import choices_logprobs, retrieval_log_weights, token_mixture
+from answering.prompt import NOT_FOUND, Passage, closed_book_prompt, fit_passages, rag_prompt
+from answering.service import (
+    MODES,
+    RAG_TOKEN_TEMPERATURE,
+    Answer,
+    Answerer,
+    Citation,
+    LanguageModel,
+    LoadedModel,
+)
 
-__all__ = ["MODES", "Answer", "Answerer", "Citation", "LanguageModel", "Passage"]
+__all__ = [
+    "MODES",
+    "NOT_FOUND",
+    "RAG_TOKEN_TEMPERATURE",
+    "Answer",
+    "Answerer",
+    "Citation",
+    "LanguageModel",
+    "LoadedModel",
+    "Passage",
+    "choices_logprobs",
+    "closed_book_prompt",
+    "fit_passages",
+    "rag_prompt",
+    "retrieval_log_weights",
+    "token_mixture",
+]

@@ -109,6 +109,15 @@ def cited(text: str, passages: list[Passage]) -> list[Citation]:
     return [Citation(n, passages[n - 1].title, passages[n - 1].url, passages[n - 1].published) for n in seen]
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """The model ready to decode, its tokenizer, and the champion adapter it carries (None: the base alone)."""
+
+    model: object  # transformers PreTrainedModel, or a PeftModel around it
+    tokenizer: object
+    adapter: str | None
+
+
 class LanguageModel:
     """The base model with the champion adapter (when there is one), loaded once and shared."""
 
@@ -116,16 +125,16 @@ class LanguageModel:
         self.data_dir = data_dir
         self.base_model = base_model
         self.use_adapter = use_adapter
-        self._loaded: tuple | None = None
+        self._loaded: LoadedModel | None = None
         self._lock = threading.Lock()
 
-    def get(self):
-        """(model, tokenizer, adapter id or None); reloads when the champion changed."""
+    def get(self) -> LoadedModel:
+        """The model with the current champion; reloads when the champion changed."""
         registry = AdapterRegistry(self.data_dir / "adapters")
         champion = registry.champion() if self.use_adapter else None
         wanted = champion.id if champion else None
         with self._lock:
-            if self._loaded is None or self._loaded[2] != wanted:
+            if self._loaded is None or self._loaded.adapter != wanted:
                 base = load_base(self.base_model, self.data_dir)
                 model = base.model
                 if champion is not None:
@@ -134,15 +143,19 @@ class LanguageModel:
                     model = PeftModel.from_pretrained(model, str(champion.path))
                 model.eval()
                 model.config.use_cache = True
-                self._loaded = (model, base.tokenizer, wanted)
+                self._loaded = LoadedModel(model, base.tokenizer, wanted)
             return self._loaded
 
     def context_window(self) -> int:
-        model, _, _ = self.get()
+        model = self.get().model
         return int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
 
 
 class Answerer:
+    """Answers questions from the store's passages with the language model, in one of the MODES."""
+
+    rag_token_temperature: float = RAG_TOKEN_TEMPERATURE  # RAG-token mixing; benchmarks read it too
+
     def __init__(
         self,
         store: VectorStore,
@@ -174,7 +187,8 @@ class Answerer:
             for h in hits
         ]
 
-    def _budget(self) -> int:
+    def prompt_budget(self) -> int:
+        """Tokens the prompt may take: the usable context less the room kept for the answer."""
         return min(self.context_tokens, self.lm.context_window()) - self.max_new_tokens
 
     def answer(
@@ -195,8 +209,9 @@ class Answerer:
         if not 1 <= k <= 20:
             raise InputError("--k must be between 1 and 20")
         started = time.perf_counter()
-        model, tokenizer, adapter = self.lm.get()
-        budget = self._budget()
+        loaded = self.lm.get()
+        model, tokenizer = loaded.model, loaded.tokenizer
+        budget = self.prompt_budget()
         prompt_tokens = count_tokens(tokenizer, rag_prompt(tokenizer, question, []))  # instructions + question
         if prompt_tokens + 32 > budget:
             question_tokens = count_tokens(tokenizer, question)
@@ -225,21 +240,21 @@ class Answerer:
                     model, tokenizer, rag_prompt(tokenizer, question, passages), max_new_tokens=self.max_new_tokens
                 )
             else:
-                relevance = self._relevance(question, passages)
+                relevance = self.relevance(question, passages)
                 pieces = stream_rag_token(
                     model,
                     tokenizer,
                     [rag_prompt(tokenizer, question, [p]) for p in passages],
                     relevance,
                     max_new_tokens=self.max_new_tokens,
-                    temperature=RAG_TOKEN_TEMPERATURE,
+                    temperature=self.rag_token_temperature,
                 )
         text = self._drain(pieces, on_text, started, timings, tokenizer)
         if mode == "rag-token":
             # Each passage had its own prompt, where it was [1]: the answer's sources are the passages
             # that carry the mixture, by weight.
             text = _CITATION.sub("", text)
-            weights = retrieval_log_weights(relevance, RAG_TOKEN_TEMPERATURE).exp().tolist()
+            weights = retrieval_log_weights(relevance, self.rag_token_temperature).exp().tolist()
             ranked = sorted(range(len(passages)), key=lambda i: -weights[i])
             citations = [
                 Citation(i + 1, passages[i].title, passages[i].url, passages[i].published)
@@ -249,9 +264,9 @@ class Answerer:
         else:
             citations = cited(text, passages) or attributed(text, passages)
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        return Answer(question, mode, text.strip() or NOT_FOUND, citations, passages, adapter, timings)
+        return Answer(question, mode, text.strip() or NOT_FOUND, citations, passages, loaded.adapter, timings)
 
-    def _relevance(self, question: str, passages: list[Passage]) -> list[float]:
+    def relevance(self, question: str, passages: list[Passage]) -> list[float]:
         """RAG-token's retrieval scores: cosine similarity of question and passage (fused rank scores are
         nearly flat, so a softmax over them would weigh every passage alike)."""
         vectors = self.dense.encode([question] + [p.text for p in passages])

@@ -21,9 +21,16 @@ from pathlib import Path
 
 from _common import ROOT, emit
 
-from answering import Answerer, LanguageModel
-from answering.decode import choices_logprobs, retrieval_log_weights, token_mixture
-from answering.prompt import closed_book_prompt, fit_passages, rag_prompt
+from answering import (
+    Answerer,
+    LanguageModel,
+    choices_logprobs,
+    closed_book_prompt,
+    fit_passages,
+    rag_prompt,
+    retrieval_log_weights,
+    token_mixture,
+)
 from connectors import Document
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder
 
@@ -62,8 +69,9 @@ def load_corpus(path: Path) -> list[Document]:
 
 
 def score_modes(answerer: Answerer, questions: list[dict], k: int) -> dict:
-    model, tok, adapter = answerer.lm.get()
-    budget = answerer._budget()
+    loaded = answerer.lm.get()
+    model, tok = loaded.model, loaded.tokenizer
+    budget = answerer.prompt_budget()
     correct = {"closed-book": 0, "prompt": 0, "rag-token": 0}
     hits = 0
     for q in questions:
@@ -74,8 +82,8 @@ def score_modes(answerer: Answerer, questions: list[dict], k: int) -> dict:
 
         closed = choices_logprobs(model, tok, closed_book_prompt(tok, q["question"]), choices)
         prompt = choices_logprobs(model, tok, rag_prompt(tok, q["question"], fitted), choices)
-        # RAG-token: per token, the mixture over passages weighted by softmax(relevance / T).
-        weights = retrieval_log_weights(answerer._relevance(q["question"], fitted), 0.05)
+        # RAG-token: per token, the mixture over passages weighted by softmax(relevance / T), as the answerer does.
+        weights = retrieval_log_weights(answerer.relevance(q["question"], fitted), answerer.rag_token_temperature)
         per_passage = [choices_logprobs(model, tok, rag_prompt(tok, q["question"], [p]), choices) for p in fitted]
         rag = [token_mixture([scores[c] for scores in per_passage], weights) for c in range(len(choices))]
         for name, scored in (("closed-book", closed), ("prompt", prompt), ("rag-token", rag)):
@@ -83,7 +91,7 @@ def score_modes(answerer: Answerer, questions: list[dict], k: int) -> dict:
             correct[name] += pick == q["answer"]
     n = len(questions)
     return {
-        "adapter": adapter,
+        "adapter": loaded.adapter,
         f"hit@{k}": round(hits / n, 3),
         **{f"accuracy_{m}": round(c / n, 3) for m, c in correct.items()},
     }
@@ -155,7 +163,7 @@ def main() -> None:
                 "reasons": outcome.verdict.reasons if outcome.verdict else [],
             }
         with_adapter = Answerer(store, dense, sparse, LanguageModel(data_dir, base_ref), max_new_tokens=64)
-        if with_adapter.lm.get()[2] is not None:
+        if with_adapter.lm.get().adapter is not None:
             results["champion"] = score_modes(with_adapter, questions, args.k)
         catalog.close()
     emit(

@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from answering import RAG_TOKEN_TEMPERATURE
 from answering.decode import (
     mixture_logprobs,
     rag_token_continuation_logprob,
@@ -25,7 +26,8 @@ from indexing import EdgeStore
 
 
 def test_rag_token_mixture_equals_a_hand_computation(answerer, tokenizer) -> None:
-    model, tok, _ = answerer.lm.get()
+    loaded = answerer.lm.get()
+    model, tok = loaded.model, loaded.tokenizer
     passages = answerer.retrieve("When did the harbour reopen?", k=2, recent_days=None, sources=None)
     prompts = [rag_prompt(tok, "When did the harbour reopen?", [p]) for p in passages]
     scores = [0.62, 0.41]
@@ -70,6 +72,17 @@ def test_each_mode_answers_with_timings(answerer, mode) -> None:
         assert answer.timings["retrieve_ms"] >= 0
     if mode == "rag-token":
         assert answer.citations and answer.citations[0].title == "Harbour reopens"
+
+
+def test_budget_relevance_and_temperature_are_public(answerer) -> None:
+    assert answerer.prompt_budget() == 512 - 12  # the tiny model's 512-token window, less the answer's room
+    loaded = answerer.lm.get()
+    assert loaded.adapter is None and loaded.tokenizer is not None and answerer.lm.get() is loaded  # loaded once
+    passages = answerer.retrieve("When did the harbour reopen?", k=3, recent_days=None, sources=None)
+    scores = answerer.relevance("When did the harbour reopen?", passages)
+    best = max(range(len(scores)), key=scores.__getitem__)
+    assert len(scores) == 3 and passages[best].title == "Harbour reopens"
+    assert answerer.rag_token_temperature == RAG_TOKEN_TEMPERATURE == 0.05
 
 
 def test_bad_questions_are_refused_clearly(answerer) -> None:

@@ -18,7 +18,9 @@ def test_passages_are_numbered_delimited_and_defused(tokenizer) -> None:
     assert prompt.index("<passage 1 ") < prompt.index("</passage 1>") < prompt.index("<passage 2 ")
     assert prompt.count("</passage 1>") == 1 and "<passage 9>" not in prompt  # the fake delimiters are defused
     assert "‹/passage 1>" in prompt and "title=\"The 'Harbour'\"" in prompt and 'published="2026-11-01' in prompt
-    assert prompt.rstrip().endswith("assistant") or "Question: When did the harbour reopen?" in prompt
+    # The question comes after the last passage, and the prompt ends by handing the turn to the model.
+    assert prompt.index("</passage 2>") < prompt.index("Question: When did the harbour reopen?")
+    assert prompt.endswith("Question: When did the harbour reopen?<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_passages_are_fitted_to_the_budget_by_tokens(tokenizer) -> None:
