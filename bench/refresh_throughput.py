@@ -19,9 +19,17 @@ from _common import emit, peak_rss_mb
 from connectors import FeedSource, Fetcher, FetchPolicy
 from connectors.articles import detect_language
 from fixtures import FeedServer, Item, article_html, paragraphs, rss
-from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder, ingest_source
-from indexing.indexer import embed_text
-from indexing.validation import DocumentChecks
+from indexing import (
+    Catalog,
+    Chunker,
+    DenseEncoder,
+    DocumentChecks,
+    EdgeStore,
+    Indexer,
+    SparseEncoder,
+    embed_text,
+    ingest_source,
+)
 
 
 def main() -> None:
