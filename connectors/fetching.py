@@ -220,7 +220,7 @@ class Fetcher:
         current = url
         seen: set[str] = set()
         for _hop in range(self.policy.max_redirects + 1):
-            check_url(current, allow_private=allow_private)
+            check_url(current, allow_private=allow_private, timeout=self.policy.connect_timeout)
             if (
                 check_robots
                 and self.policy.respect_robots
@@ -281,15 +281,17 @@ class Fetcher:
                     declared = response.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > p.max_bytes:
                         raise FetchError(f"{url} is {declared} bytes, over the {p.max_bytes}-byte cap")
-                    body = _Body(url, response.headers.get("content-encoding", ""), p.max_bytes)
+                    content = b""
                     if response.status_code not in _REDIRECT_STATUSES:
+                        body = _Body(url, response.headers.get("content-encoding", ""), p.max_bytes)
                         for chunk in response.iter_raw():  # raw: we decompress, so the cap bounds the output
                             body.feed(chunk)
+                        content = body.content()
                     return FetchResult(
                         url=url,
                         final_url=str(response.url),
                         status=response.status_code,
-                        content=body.content(),
+                        content=content,
                         headers={k.lower(): v for k, v in response.headers.items()},
                     )
             except httpx.TimeoutException as exc:

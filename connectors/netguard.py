@@ -10,6 +10,7 @@ cannot hold a worker past the request's total budget.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import ipaddress
 import socket
@@ -32,6 +33,9 @@ _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated "::a.b.c.d"
 _PRIVATE_HINT = "(set allow_private_addresses: true on the source to allow it)"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_RESOLVE_TIMEOUT = 10.0  # outside any deadline, a resolver slower than this is treated as down
+_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="kup-resolve")
 
 _deadline: ContextVar[float | None] = ContextVar("kup_fetch_deadline", default=None)
 
@@ -58,29 +62,41 @@ def is_public(address: Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def resolve(host: str, port: int) -> list[Address]:
-    """All addresses ``host`` resolves to (an IP literal resolves to itself)."""
+def resolve(host: str, port: int, timeout: float | None = None) -> list[Address]:
+    """All addresses ``host`` resolves to (an IP literal resolves to itself), within ``timeout`` and the deadline.
+
+    The system resolver cannot be interrupted, so it runs on a small pool and we stop waiting for it.
+    """
     try:
         return [ipaddress.ip_address(host.strip("[]"))]
     except ValueError:
         pass
+    wait = timeout if timeout is not None else _RESOLVE_TIMEOUT
+    end = _deadline.get()
+    if end is not None:
+        wait = min(wait, end - time.monotonic())
+    if wait <= 0:
+        raise FetchError(f"no time was left to resolve host {host!r}", transient=True)
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = future.result(timeout=wait)
+    except concurrent.futures.TimeoutError as exc:
+        raise FetchError(f"resolving host {host!r} took longer than {wait:.1f}s", transient=True) from exc
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError(f"cannot resolve host {host!r}: {exc}", transient=True) from exc
     return list(dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
 
 
-def public_addresses(host: str, port: int, *, what: str) -> list[Address]:
+def public_addresses(host: str, port: int, *, what: str, timeout: float | None = None) -> list[Address]:
     """The addresses of ``host``; raises ``FetchError`` naming ``what`` if any of them is not public."""
-    addresses = resolve(host, port)
+    addresses = resolve(host, port, timeout)
     for address in addresses:
         if not is_public(address):
             raise FetchError(f"refused {what}: {host} resolves to the non-public address {address} {_PRIVATE_HINT}")
     return addresses
 
 
-def check_url(url: str, *, allow_private: bool) -> None:
+def check_url(url: str, *, allow_private: bool, timeout: float | None = None) -> None:
     """Raise ``FetchError`` unless ``url`` is http(s) and, when required, points at public addresses.
 
     An early check for a clear message; the connection checks again (``GuardedTransport``).
@@ -93,7 +109,7 @@ def check_url(url: str, *, allow_private: bool) -> None:
     if parts.scheme not in _ALLOWED_SCHEMES or not parts.hostname:
         raise FetchError(f"refused {url!r}: only http(s) URLs with a host are fetched")
     if not allow_private:
-        public_addresses(parts.hostname, port, what=repr(url))
+        public_addresses(parts.hostname, port, what=repr(url), timeout=timeout)
 
 
 @contextmanager
@@ -161,7 +177,8 @@ class _GuardedBackend(httpcore.SyncBackend):
     ) -> httpcore.NetworkStream:
         targets = [host]
         if not self._allow_private:
-            targets = [str(a) for a in public_addresses(host, port, what=f"the connection to {host}:{port}")]
+            what = f"the connection to {host}:{port}"
+            targets = [str(a) for a in public_addresses(host, port, what=what, timeout=timeout)]
         failure: Exception | None = None
         for target in targets:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from ipaddress import ip_address
 
 import pytest
@@ -84,3 +85,22 @@ def test_ipv6_forms_of_private_addresses_are_refused(address) -> None:
 def test_public_addresses_and_ipv6_forms_of_public_ipv4_pass(address) -> None:
     assert is_public(ip_address(address))
     check_url(f"http://[{address}]/" if ":" in address else f"http://{address}/", allow_private=False)
+
+
+def test_a_resolver_that_hangs_is_bounded_by_the_connect_timeout(make_fetcher, monkeypatch) -> None:
+    real = socket.getaddrinfo
+
+    def slow(host, *args, **kwargs):
+        if host == "slow-dns.test":
+            time.sleep(4)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    fetcher = make_fetcher(connect_timeout=0.5, total_timeout=1.0, retries=0)
+
+    start = time.monotonic()
+    with pytest.raises(FetchError, match="resolving host 'slow-dns.test' took longer") as caught:
+        fetcher.get("http://slow-dns.test/")
+
+    assert caught.value.transient
+    assert time.monotonic() - start < 1.5
