@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -51,3 +52,17 @@ def test_a_missing_robots_txt_allows_and_a_server_error_disallows(server) -> Non
 
     server.set("/robots.txt", "down", status=503)
     assert not RobotsCache(_urllib_fetch([]), "kup/0.1").allowed(server.url("/page"))
+
+
+def test_only_the_first_512_kib_of_a_huge_robots_txt_is_parsed(server) -> None:
+    """RFC 9309 lets a crawler stop at 500 KiB; 5 MB of wildcard rules took seconds to parse per origin."""
+    padding = "".join(f"Disallow: /p{i}*x*y$\n" for i in range(60_000))  # about 1.2 MB of rules
+    server.set("/robots.txt", "User-agent: *\nDisallow: /early\n" + padding + "Disallow: /late\n")
+    cache = RobotsCache(_urllib_fetch([]), "kup/0.1")
+
+    start = time.monotonic()
+    assert not cache.allowed(server.url("/early/page"))
+    elapsed = time.monotonic() - start
+
+    assert cache.allowed(server.url("/late/page"))  # past the limit: not read
+    assert elapsed < 2.0
