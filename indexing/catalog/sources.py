@@ -12,8 +12,10 @@ from indexing.catalog.engine import now_utc
 from indexing.catalog.failures import SOURCE_ITEM, Failures
 from indexing.schema import failures, source_state
 
+MAX_SOURCE_WAIT = timedelta(hours=1)  # the longest a failing source is left alone, whatever a server asks
 
-def backoff(attempts: int, *, base: float = 60.0, cap: float = 3600.0) -> timedelta:
+
+def backoff(attempts: int, *, base: float = 60.0, cap: float = MAX_SOURCE_WAIT.total_seconds()) -> timedelta:
     """Wait before retry number ``attempts`` (1-based): 1, 2, 4 ... minutes, at most an hour."""
     return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
 
@@ -93,8 +95,9 @@ class Sources(Failures):
             )
             failures_now = previous + 1
             wait = backoff(failures_now) if failures_now > 1 else timedelta(0)
-            if retry_after:
-                wait = max(wait, timedelta(seconds=retry_after))
+            if retry_after and retry_after > 0:
+                # A server's Retry-After is a wish, not an order: never park a source for longer than the cap.
+                wait = max(wait, timedelta(seconds=min(float(retry_after), MAX_SOURCE_WAIT.total_seconds())))
             next_at = now + wait
             self._upsert_source(
                 conn,

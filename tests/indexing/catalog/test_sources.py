@@ -35,3 +35,9 @@ def test_failure_streaks_count_consecutive_failures_per_source(catalog: Catalog)
     assert catalog.failure_streaks([]) == {}
     catalog.record_source_success("news", "feed", None, T0)
     assert catalog.failure_streaks(["news", "crm"]) == {"news": 0, "crm": 1}
+
+
+def test_a_huge_retry_after_parks_a_source_for_an_hour_at_most(catalog: Catalog) -> None:
+    for asked in (315_360_000, 999_999_999_999, float("1e300")):
+        next_at = catalog.record_source_failure("news", "feed", "HTTP 429", T0, retry_after=asked)
+        assert next_at == T0 + timedelta(hours=1)
