@@ -1,4 +1,4 @@
-"""The catalog's tables: documents, per-source state, failures and refresh runs (SQLAlchemy Core)."""
+"""The catalog's tables: documents, story bands, per-source state, failures and refresh runs (SQLAlchemy Core)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -78,10 +79,22 @@ documents = Table(
     Column("lease_owner", String(128)),
     Column("lease_until", UTCDateTime()),
     Column("deleted_at", UTCDateTime()),  # gone from the source: its points are removed, the row stays
+    Column("story_id", String(32)),  # the syndicated story: the id of its earliest member (indexing.stories)
     Index("ix_documents_status_next", "status", "next_attempt_at"),
     Index("ix_documents_source_status", "source", "status"),
     Index("ix_documents_indexed_at", "indexed_at"),
     Index("ix_documents_lease_until", "lease_until"),
+    Index("ix_documents_story_id", "story_id"),
+)
+
+# A document's MinHash LSH band keys: documents sharing a key are candidate copies of one story.
+story_bands = Table(
+    "story_bands",
+    metadata,
+    Column("doc_id", String(32), primary_key=True),
+    Column("band", Integer, primary_key=True, autoincrement=False),
+    Column("key", BigInteger, nullable=False),  # the band number is hashed into the key
+    Index("ix_story_bands_key", "key"),
 )
 
 source_state = Table(

@@ -14,10 +14,11 @@ from indexing.catalog.leases import Leases, lease_owner
 from indexing.catalog.rows import LIVE_STATUSES, DocRow
 from indexing.catalog.runs import Runs
 from indexing.catalog.sources import Sources, backoff
+from indexing.catalog.stories import Stories
 
 
-class Catalog(Documents, Leases, Sources, Runs):
-    """Documents, leases, sources, failures and runs over one database (see each module)."""
+class Catalog(Documents, Leases, Stories, Sources, Runs):
+    """Documents, leases, stories, sources, failures and runs over one database (see each module)."""
 
 
 __all__ = ["LIVE_STATUSES", "SOURCE_ITEM", "Catalog", "DocRow", "backoff", "lease_owner", "now_utc"]

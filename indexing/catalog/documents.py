@@ -9,12 +9,13 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 
 from connectors import Document, ItemFailure, document_id
-from indexing.catalog.engine import CatalogEngine, _chunks, now_utc
+from indexing.catalog.engine import _chunks, now_utc
 from indexing.catalog.rows import _DOC_ROW_COLUMNS, LIVE_STATUSES, DocRow, _document_row
+from indexing.catalog.stories import Stories
 from indexing.schema import documents, failures
 
 
-class Documents(CatalogEngine):
+class Documents(Stories):
     """What the pulls write and the indexer, the backfill, the reindex and training read."""
 
     def known_entries(self, source: str, external_ids: list[str], now: datetime | None = None) -> dict[str, str]:
@@ -48,8 +49,8 @@ class Documents(CatalogEngine):
     def upsert_documents(self, docs: Iterable[Document], now: datetime | None = None) -> dict[str, str]:
         """Commit pulled documents; returns each id's outcome: ``new``, ``updated`` or ``unchanged``.
 
-        New and changed documents become ``pending`` (the indexer's to-do list); an unchanged one
-        only has its entry fingerprint refreshed.
+        New and changed documents become ``pending`` (the indexer's to-do list) and are assigned to
+        their syndicated story; an unchanged one only has its entry fingerprint refreshed.
         """
         now = now or now_utc()
         by_id = {d.id: d for d in docs}  # the last of repeated ids wins
@@ -101,6 +102,7 @@ class Documents(CatalogEngine):
                 if new_rows:
                     # Another run may insert the same new document meanwhile: first one wins.
                     conn.execute(insert(documents).on_conflict_do_nothing(index_elements=["id"]), new_rows)
+            self._assign_stories(conn, [i for i, outcome in outcomes.items() if outcome != "unchanged"], touched=True)
         return outcomes
 
     def quarantine(self, source: str, items: Iterable[ItemFailure], now: datetime | None = None) -> int:
@@ -144,6 +146,7 @@ class Documents(CatalogEngine):
                     )
                 )
                 marked += result.rowcount
+            self._assign_stories(conn, ids, touched=True)  # gone documents leave their stories
         return marked
 
     def requeue(self, ids: Sequence[str] | None = None, *, changed_since: datetime | None = None) -> int:
@@ -179,7 +182,7 @@ class Documents(CatalogEngine):
                 ).all()
             if not rows:
                 return
-            yield [DocRow(**r._mapping) for r in rows]
+            yield self._with_stories([DocRow(**r._mapping) for r in rows])
             after = rows[-1].id
 
     def count_live(self) -> int:

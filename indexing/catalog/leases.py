@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, case, or_, select, update
 
-from indexing.catalog.engine import CatalogEngine, _chunks, now_utc
+from indexing.catalog.engine import _chunks, now_utc
 from indexing.catalog.rows import _DOC_ROW_COLUMNS, DocRow
 from indexing.catalog.sources import backoff
+from indexing.catalog.stories import Stories
 from indexing.schema import documents
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def _owner_is_dead(owner: str) -> bool:
     return False
 
 
-class Leases(CatalogEngine):
+class Leases(Stories):
     """The indexer's side of the documents table: claim, then mark indexed, failed or quarantined."""
 
     def claim_pending(
@@ -69,7 +70,7 @@ class Leases(CatalogEngine):
             rows = conn.execute(
                 select(*_DOC_ROW_COLUMNS).where(documents.c.lease_owner == owner, documents.c.lease_until == until, due)
             ).all()
-        return [DocRow(**r._mapping) for r in rows]
+        return self._with_stories([DocRow(**r._mapping) for r in rows])
 
     def _reap_dead_leases(self, now: datetime) -> None:
         with self._read() as conn:

@@ -28,6 +28,8 @@ class DocRow:
     version: int
     attempts: int
     deleted: bool = False  # gone from the source: the indexer removes its points
+    story_id: str | None = None  # the syndicated story (indexing.stories); None before it is assigned
+    story: tuple[tuple[str, str | None], ...] = ()  # every live member of the story as (source, url), earliest first
 
 
 _DOC_ROW_COLUMNS = (
@@ -42,6 +44,7 @@ _DOC_ROW_COLUMNS = (
     documents.c.version,
     documents.c.attempts,
     (documents.c.deleted_at.is_not(None)).label("deleted"),
+    documents.c.story_id,
 )
 
 

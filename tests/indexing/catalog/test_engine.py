@@ -14,10 +14,10 @@ def test_migrations_create_schema_once(catalog_url: str) -> None:
     Catalog(catalog_url).close()  # second open finds the schema at head and changes nothing
     engine = create_engine(catalog_url)
     tables = set(inspect(engine).get_table_names())
-    assert {"documents", "source_state", "failures", "refresh_runs", "kup_schema_version"} <= tables
+    assert {"documents", "story_bands", "source_state", "failures", "refresh_runs", "kup_schema_version"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM kup_schema_version")).scalar() == "0002"
-    assert "deleted_at" in {c["name"] for c in inspect(engine).get_columns("documents")}
+        assert conn.execute(text("SELECT version_num FROM kup_schema_version")).scalar() == "0003"
+    assert {"deleted_at", "story_id"} <= {c["name"] for c in inspect(engine).get_columns("documents")}
     engine.dispose()
 
 
@@ -55,4 +55,6 @@ def test_an_older_catalog_is_migrated_in_place_keeping_its_data(catalog_url: str
     catalog = Catalog(catalog_url)  # opens, finds 0001, upgrades to head
     row = catalog.document("abc")
     assert row["text"] == "kept text" and row["deleted_at"] is None and row["status"] == "indexed"
+    assert row["story_id"] is None  # assigned when the indexer next claims it, or by assign_stories
+    assert catalog.assign_stories() == 1 and catalog.document("abc")["story_id"] == "abc"
     catalog.close()
