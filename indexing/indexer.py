@@ -69,9 +69,16 @@ class Indexer:
         published = rfc3339(doc.published_at)
         if doc.deleted:  # no chunks wanted: the diff deletes every stored point
             return _Plan(doc, points)
+        members = doc.story or ((doc.source, doc.url),)
+        story = {
+            "story_id": doc.story_id or doc.id,  # syndicated copies share it (indexing.stories)
+            "story_urls": [url for _, url in members if url],  # every outlet's URL, so a citation can name all
+            "story_sources": list(dict.fromkeys(source for source, _ in members)),
+        }
         for chunk in self.chunker.chunk(doc.text):
             text = embed_text(doc.title, chunk.text)
             payload = {
+                **story,
                 "doc_id": doc.id,
                 "source": doc.source,
                 "url": doc.url,
