@@ -175,9 +175,20 @@ def search_data(result: SearchResult) -> dict[str, Any]:
                 "doc_id": h.payload.get("doc_id"),
                 "chunk_index": h.payload.get("chunk_index"),
                 "text": h.payload.get("text"),
+                **_story(h.payload),
             }
             for h in result.hits
         ],
+    }
+
+
+def _story(payload: dict[str, Any]) -> dict[str, Any]:
+    """The hit's syndicated story: its id, every outlet's URL, and the other outlets that carry it."""
+    urls = payload.get("story_urls") or ([payload["url"]] if payload.get("url") else [])
+    return {
+        "story_id": payload.get("story_id") or payload.get("doc_id"),
+        "story_urls": urls,
+        "also_in": [s for s in payload.get("story_sources") or () if s != payload.get("source")],
     }
 
 
@@ -192,6 +203,8 @@ def print_search(data: dict[str, Any], console: Console) -> None:
             highlight=False,
             markup=False,
         )
+        if hit.get("also_in"):
+            console.print(f"   also in: {', '.join(hit['also_in'])}", highlight=False, markup=False)
         snippet = " ".join((hit["text"] or "").split())
         console.print(f"   {snippet[:300]}{'...' if len(snippet) > 300 else ''}\n", highlight=False, markup=False)
 
