@@ -40,6 +40,43 @@ class Runs(CatalogEngine):
             ).all()
         return [max(0.0, (r.indexed_at - r.published_at).total_seconds()) for r in rows]
 
+    def searchable_lags(self, since: datetime, limit: int = 10_000) -> dict[str, list[float]]:
+        """Seconds to searchable for documents first seen since ``since`` and indexed, measured two ways.
+
+        ``first_seen``: from the moment the pipeline first saw the document, for every document.
+        ``published``: from its publication, only for documents published after their source's first document was
+        seen (an old article a new feed still carries says nothing about how fresh the index is).
+        """
+        added = (
+            select(documents.c.source, func.min(documents.c.first_seen_at).label("added_at"))
+            .group_by(documents.c.source)
+            .subquery()
+        )
+        with self._read() as conn:
+            rows = conn.execute(
+                select(
+                    documents.c.published_at,
+                    documents.c.published_estimated,
+                    documents.c.first_seen_at,
+                    documents.c.indexed_at,
+                    added.c.added_at,
+                )
+                .join(added, added.c.source == documents.c.source)
+                .where(
+                    documents.c.first_seen_at >= since,
+                    documents.c.indexed_at.is_not(None),
+                    documents.c.status == "indexed",
+                )
+                .order_by(documents.c.first_seen_at.desc())
+                .limit(limit)
+            ).all()
+        lags: dict[str, list[float]] = {"published": [], "first_seen": []}
+        for r in rows:
+            lags["first_seen"].append(max(0.0, (r.indexed_at - r.first_seen_at).total_seconds()))
+            if r.published_at is not None and not r.published_estimated and r.published_at >= r.added_at:
+                lags["published"].append(max(0.0, (r.indexed_at - r.published_at).total_seconds()))
+        return lags
+
     def status(self) -> dict[str, Any]:
         """Counts per source and status, source health, and open failures (newest first)."""
         with self._read() as conn:

@@ -15,3 +15,26 @@ def test_freshness_lags_and_refresh_runs(catalog: Catalog) -> None:
     assert catalog.freshness_lags(T0) == [90.0]  # the undated document is not counted
     catalog.record_refresh(T0, T0 + timedelta(seconds=5), {"seconds": 5, "totals": {"new": 2}})
     assert catalog.last_refresh()["summary"]["totals"] == {"new": 2}
+
+
+def test_searchable_lags_from_first_seen_and_from_publication(catalog: Catalog) -> None:
+    # The source's first pull carries an article from last week: its age says nothing about freshness.
+    catalog.upsert_documents([doc(1, published=T0 - timedelta(days=7))], T0)
+    claimed = catalog.claim_pending("me:1", 10, T0)
+    catalog.mark_indexed("me:1", [(d.id, d.version, 1) for d in claimed], T0 + timedelta(seconds=40))
+    # An hour later a new article, published ten minutes before it was pulled, and an undated one.
+    later = T0 + timedelta(hours=1)
+    catalog.upsert_documents([doc(2, published=later - timedelta(minutes=10)), doc(3, published=None)], later)
+    claimed = catalog.claim_pending("me:1", 10, later)
+    catalog.mark_indexed("me:1", [(d.id, d.version, 1) for d in claimed], later + timedelta(seconds=90))
+    # Another source whose first pull is all it has: none of its items counts for the publication lag.
+    catalog.upsert_documents([doc(4, source="other", published=later - timedelta(minutes=5))], later)
+    claimed = catalog.claim_pending("me:1", 10, later)
+    catalog.mark_indexed("me:1", [(d.id, d.version, 1) for d in claimed], later + timedelta(seconds=20))
+
+    lags = catalog.searchable_lags(T0)
+    assert sorted(lags["first_seen"]) == [20.0, 40.0, 90.0, 90.0]
+    assert lags["published"] == [690.0]  # 10 min before the pull + 90 s to searchable
+    recent = catalog.searchable_lags(later)
+    assert sorted(recent["first_seen"]) == [20.0, 90.0, 90.0] and recent["published"] == [690.0]
+    assert catalog.searchable_lags(later + timedelta(minutes=1)) == {"first_seen": [], "published": []}
