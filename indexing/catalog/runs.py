@@ -47,6 +47,16 @@ class Runs(CatalogEngine):
         ``published``: from its publication, only for documents published after their source's first document was
         seen (an old article a new feed still carries says nothing about how fresh the index is).
         """
+        samples = self.searchable_samples(since, limit)
+        return {
+            "published": [s["published_lag"] for s in samples if s["published_lag"] is not None],
+            "first_seen": [s["first_seen_lag"] for s in samples],
+        }
+
+    def searchable_samples(self, since: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Per document first seen since ``since`` and indexed (newest first): its ``source``, ``indexed_at``,
+        ``first_seen_lag`` and ``published_lag`` (None when undated or published before its source's first
+        document was seen), in seconds; what ``searchable_lags`` sums up, kept per source and time for plots."""
         added = (
             select(documents.c.source, func.min(documents.c.first_seen_at).label("added_at"))
             .group_by(documents.c.source)
@@ -55,6 +65,7 @@ class Runs(CatalogEngine):
         with self._read() as conn:
             rows = conn.execute(
                 select(
+                    documents.c.source,
                     documents.c.published_at,
                     documents.c.published_estimated,
                     documents.c.first_seen_at,
@@ -70,12 +81,18 @@ class Runs(CatalogEngine):
                 .order_by(documents.c.first_seen_at.desc())
                 .limit(limit)
             ).all()
-        lags: dict[str, list[float]] = {"published": [], "first_seen": []}
+        samples = []
         for r in rows:
-            lags["first_seen"].append(max(0.0, (r.indexed_at - r.first_seen_at).total_seconds()))
-            if r.published_at is not None and not r.published_estimated and r.published_at >= r.added_at:
-                lags["published"].append(max(0.0, (r.indexed_at - r.published_at).total_seconds()))
-        return lags
+            dated = r.published_at is not None and not r.published_estimated and r.published_at >= r.added_at
+            samples.append(
+                {
+                    "source": r.source,
+                    "indexed_at": r.indexed_at,
+                    "first_seen_lag": max(0.0, (r.indexed_at - r.first_seen_at).total_seconds()),
+                    "published_lag": max(0.0, (r.indexed_at - r.published_at).total_seconds()) if dated else None,
+                }
+            )
+        return samples
 
     def status(self) -> dict[str, Any]:
         """Counts per source and status, source health, and open failures (newest first)."""
