@@ -155,6 +155,7 @@ class Leases(Stories):
                         lease_until=None,
                     )
                 )
+            self._assign_stories(conn, list(reasons), touched=True)  # out of the index, out of its story
 
     @staticmethod
     def _release(conn: Connection, owner: str, ids: Sequence[str]) -> None:
