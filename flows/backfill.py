@@ -6,22 +6,32 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed, State
 
 from connectors import select_sources
+from errors import KupError
+from flows.outcome import failed, quiet_deliberate_failures
 from flows.runtime import Runtime
 from flows.settings import load_settings
 from indexing.backfill import backfill_source
+from indexing.reports import human_duration
+
+quiet_deliberate_failures()
 
 
 @flow(name="backfill")
-def backfill(source: str, since: datetime, until: datetime | None = None) -> dict:
+def backfill(source: str, since: datetime, until: datetime | None = None) -> State:
     """Re-pull ``source`` for documents from ``since`` up to ``until`` (now when empty) and index them."""
     logger = get_run_logger()
-    with Runtime(load_settings()) as runtime:
-        [selected] = select_sources(runtime.sources(), [source])
-        report = backfill_source(selected, runtime.catalog, runtime.fetcher, since, until)
-        indexed = runtime.indexer.run()
     window = f"{since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M}" if until else f"{since:%Y-%m-%d %H:%M} to now"
+    try:
+        with Runtime(load_settings()) as runtime:
+            [selected] = select_sources(runtime.sources(), [source])
+            report = backfill_source(selected, runtime.catalog, runtime.fetcher, since, until)
+            indexed = runtime.indexer.run()
+    except KupError as exc:
+        logger.error("backfill of %s (%s) failed: %s", source, window, exc)
+        return failed(f"backfill of {source} failed: {exc}")
     summary = {
         "source": source,
         "window": window,
@@ -32,17 +42,20 @@ def backfill(source: str, since: datetime, until: datetime | None = None) -> dic
         "indexed": indexed.documents,
         "embedded": indexed.embedded,
     }
+    line = (
+        f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged; "
+        f"{indexed.documents} document(s) indexed, {indexed.embedded} chunk(s) embedded"
+    )
     create_markdown_artifact(
         key="backfill-summary",
         markdown=(
-            f"## Backfill of `{source}`, {window}\n\n"
-            f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged; "
-            f"{indexed.documents} document(s) indexed, {indexed.embedded} chunk(s) embedded."
+            f"## Backfill of `{source}`, {window}\n\n{line} in {human_duration(report.seconds)}."
             + (f"\n\n**Failed:** {report.error}" if report.error else "")
         ),
         description=f"backfill {source}",
     )
-    logger.info("backfill of %s (%s): %s", source, window, summary)
+    logger.info("backfill of %s (%s): %s", source, window, line)
     if report.error:
-        raise RuntimeError(report.error)
-    return summary
+        logger.error("backfill of %s failed: %s", source, report.error)
+        return failed(f"backfill of {source} failed: {report.error}", summary)
+    return Completed(message=line, data=summary)

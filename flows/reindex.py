@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.states import State
 
+from errors import KupError
+from flows.outcome import failed, quiet_deliberate_failures
 from flows.runtime import Runtime
 from flows.settings import load_settings
 from indexing.reindex import rebuild_index
 
+quiet_deliberate_failures()
+
 
 @flow(name="reindex")
-def reindex() -> dict:
+def reindex() -> dict | State:
     """Rebuild everything with the current embedding model and chunking settings; searches never see a half-built
-    index."""
+    index. A configuration or store error ends the run Failed with one sentence."""
+    try:
+        return _reindex()
+    except KupError as exc:
+        get_run_logger().error("reindex failed: %s", exc)
+        return failed(f"reindex failed: {exc}")
+
+
+def _reindex() -> dict:
     logger = get_run_logger()
     with Runtime(load_settings()) as runtime:
         total = runtime.catalog.count_live()

@@ -4,16 +4,54 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime
 
 from connectors import FeedSource, FeedState, Fetcher, Source, pull_feed
 from connectors.sources import SqlSource
-from errors import SourceError
+from errors import FetchError, SourceError
+from errors.redact import mask_text
 from indexing.catalog import Catalog, now_utc
-from indexing.reports import SourceReport, backing_off
+from indexing.reports import SourceReport, backing_off, human_duration
 from indexing.sql_sync import ingest_sql
 
 logger = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 5.0  # seconds a backing-off feed's probe may take: a dead host costs this, not a full fetch
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One sentence for an unexpected error in a source's pull: the exception's type and message, credentials
+    masked."""
+    message = mask_text(str(exc)).strip().splitlines()[0] if str(exc).strip() else "no message"
+    return f"unexpected {type(exc).__name__}: {message}"
+
+
+def retry_note(next_at: datetime, now: datetime) -> str:
+    """When a failed source is tried again, in words that are never already in the past."""
+    wait = (next_at - now).total_seconds()
+    if wait <= 0:
+        return "tried again on the next run"
+    return f"next try in {human_duration(wait)}, at {next_at:%H:%M:%S} UTC"
+
+
+def probe_feed(source: FeedSource, fetcher: Fetcher, state: FeedState) -> str | None:
+    """A cheap conditional GET of a backing-off feed (short deadline, no retries): None when it answers, else why
+    not. A feed whose outage ended is pulled by the next run instead of waiting out its backoff."""
+    p = fetcher.policy
+    timeout = min(PROBE_TIMEOUT, p.total_timeout)
+    policy = replace(p, retries=0, total_timeout=timeout, connect_timeout=min(p.connect_timeout, timeout))
+    try:
+        with Fetcher(policy) as probe:
+            probe.get(
+                str(source.url),
+                allow_private=source.allow_private_addresses,
+                etag=state.etag,
+                last_modified=state.last_modified,
+            )
+    except FetchError as exc:
+        return str(exc)
+    return None
 
 
 def ingest_feed(
@@ -28,10 +66,14 @@ def ingest_feed(
     """Pull one feed (its article pages ``article_workers`` at a time) and commit what is new or changed."""
     started = time.perf_counter()
     now = now or now_utc()
-    if skipped := backing_off(catalog, source.name, "feed", now, force):
-        return skipped
-    report = SourceReport(source=source.name, kind="feed")
     state = FeedState.from_cursor(catalog.source_cursor(source.name))
+    if skipped := backing_off(catalog, source.name, "feed", now, force):
+        if (still_down := probe_feed(source, fetcher, state)) is not None:
+            skipped.skipped += f"; probe: {still_down}"
+            skipped.seconds = time.perf_counter() - started
+            return skipped
+        logger.info("%s answers again: pulled before its backoff ends", source.name)
+    report = SourceReport(source=source.name, kind="feed")
     try:
         pull = pull_feed(
             source,
@@ -44,7 +86,7 @@ def ingest_feed(
         retry_after = getattr(exc.__cause__, "retry_after", None)
         next_at = catalog.record_source_failure(source.name, "feed", str(exc), now, retry_after=retry_after)
         report.error = str(exc)
-        logger.warning("%s (next try after %s)", exc, next_at.isoformat(timespec="seconds"))
+        logger.warning("%s (%s)", exc, retry_note(next_at, now_utc()))
         report.seconds = time.perf_counter() - started
         return report
 
@@ -84,8 +126,21 @@ def ingest_source(
 
     ``article_workers``: a feed's article pages fetched at once (the per-host limit still applies).
     """
-    if isinstance(source, FeedSource):
-        return ingest_feed(source, catalog, fetcher, now=now, force=force, article_workers=article_workers)
-    if isinstance(source, SqlSource):
-        return ingest_sql(source, catalog, now=now, force=force)
-    raise TypeError(f"unsupported source type {type(source).__name__}")
+    now = now or now_utc()
+    kind = "sql" if isinstance(source, SqlSource) else "feed"
+    try:
+        if isinstance(source, FeedSource):
+            return ingest_feed(source, catalog, fetcher, now=now, force=force, article_workers=article_workers)
+        if isinstance(source, SqlSource):
+            return ingest_sql(source, catalog, now=now, force=force)
+        raise TypeError(f"unsupported source type {type(source).__name__}")
+    except Exception as exc:  # noqa: BLE001 - a bug or a surprise in one source must not stop the others
+        return record_failure(source.name, kind, catalog, failure_reason(exc), now)
+
+
+def record_failure(source: str, kind: str, catalog: Catalog, reason: str, now: datetime | None = None) -> SourceReport:
+    """Record that a source's pull broke off (an unexpected error, a timeout) as its failure, with the reason."""
+    now = now or now_utc()
+    next_at = catalog.record_source_failure(source, kind, reason, now)
+    logger.warning("source %s failed: %s (%s)", source, reason, retry_note(next_at, now_utc()))
+    return SourceReport(source=source, kind=kind, error=reason)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -105,42 +106,78 @@ def summarize(sources: list[SourceReport], index: IndexReport, seconds: float) -
 FAILING_RUNS_BEFORE_RED = 3  # consecutive failed pulls after which a source turns the whole run red
 
 
+def human_duration(seconds: float | None) -> str:
+    """A duration as people read it: ``45 s``, ``1 min 46 s``, ``3 h``, ``2 d 4 h``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, float(seconds))
+    if seconds < 10:
+        return f"{seconds:.1f} s".replace(".0 s", " s")
+    total = round(seconds)
+    units = (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1))
+    parts = []
+    for name, size in units:
+        if total >= size:
+            parts.append(f"{total // size} {name}")
+            total %= size
+        if len(parts) == 2 or (parts and not total):
+            break
+    return " ".join(parts[:2])
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """A refresh run's health: ``healthy``, ``warning`` (something needs a look) or ``failing`` (a source keeps
+    """A refresh run's health: ``healthy``, ``stale`` (a source failed or is backing off, so the index may miss
+    what it published), ``warning`` (documents quarantined or left unindexed) or ``failing`` (a source keeps
     failing), with the reasons in words."""
 
-    status: Literal["healthy", "warning", "failing"]
+    status: Literal["healthy", "stale", "warning", "failing"]
     reasons: list[str] = field(default_factory=list)
 
     @property
     def message(self) -> str:
         if self.status == "failing":
             return "source(s) keep failing: " + "; ".join(self.reasons)
+        if self.status == "stale":
+            return "index is stale: " + "; ".join(self.reasons)
         return "; ".join(self.reasons) or "index is fresh"
 
 
 def refresh_verdict(summary: dict[str, Any], streaks: dict[str, int]) -> Verdict:
-    """Failing when a source has failed ``FAILING_RUNS_BEFORE_RED`` runs in a row; a warning when a source failed
-    once or documents were quarantined or left unindexed; else healthy. ``streaks``: failed runs in a row by source."""
+    """Failing when a source has failed ``FAILING_RUNS_BEFORE_RED`` runs in a row (pulled or still backing off);
+    stale when a source failed or is backing off; a warning when documents were quarantined or left unindexed;
+    else healthy. ``streaks``: failed runs in a row by source."""
+    down = [s for s in summary["sources"] if s["error"] or s["skipped"]]
     failing = [
-        f"{s['source']} ({streaks.get(s['source'], 1)} runs): {s['error']}"
-        for s in summary["sources"]
-        if s["error"] and streaks.get(s["source"], 1) >= FAILING_RUNS_BEFORE_RED
+        f"{s['source']} ({streaks.get(s['source'], 1)} runs): {s['error'] or s['skipped']}"
+        for s in down
+        if streaks.get(s["source"], 1) >= FAILING_RUNS_BEFORE_RED
     ]
     if failing:
         return Verdict("failing", failing)
-    problems = [f"{s['source']} failed: {s['error']}" for s in summary["sources"] if s["error"]]
+    stale = [f"{s['source']} failed: {s['error']}" if s["error"] else f"{s['source']} {s['skipped']}" for s in down]
+    if stale:
+        return Verdict("stale", stale)
+    problems = []
     index = summary["index"]
     if index["quarantined"]:
         problems.append(f"{index['quarantined']} document(s) failed the data checks")
     if index["failed"]:
-        problems.append(f"{index['failed']} document(s) could not be indexed: {index['errors']}")
+        problems.append(f"{index['failed']} document(s) could not be indexed: {'; '.join(index['errors'])}")
+    elif index["errors"]:
+        problems.append(f"indexing did not finish: {'; '.join(index['errors'])}")
     return Verdict("warning", problems) if problems else Verdict("healthy")
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
+def source_state_words(row: dict[str, Any], streaks: dict[str, int]) -> str:
+    """A source's state in this run, in words: ok, failed (with its streak), backing off, or a warning."""
+    if row["error"]:
+        return f"FAILED x{streaks.get(row['source'], 1)}: {row['error']}"
+    if row["skipped"]:
+        return row["skipped"]
+    if row["warnings"]:
+        return "warning: " + "; ".join(row["warnings"])
+    return "ok"
 
 
 def refresh_rows(summary: dict[str, Any], streaks: dict[str, int]) -> list[dict[str, Any]]:
@@ -148,16 +185,10 @@ def refresh_rows(summary: dict[str, Any], streaks: dict[str, int]) -> list[dict[
     rows = []
     for s in summary["sources"]:
         lag = s["freshness_lag_seconds"]
-        state = "ok"
-        if s["error"]:
-            state = f"FAILED x{streaks.get(s['source'], 1)}: {s['error']}"
-        elif s["skipped"]:
-            state = s["skipped"]
-        elif s["warnings"]:
-            state = "warning: " + "; ".join(s["warnings"])
         rows.append(
             {
                 "source": s["source"],
+                "state": source_state_words(s, streaks),
                 "kind": s["kind"],
                 "new": s["new"],
                 "updated": s["updated"],
@@ -165,9 +196,8 @@ def refresh_rows(summary: dict[str, Any], streaks: dict[str, int]) -> list[dict[
                 "deleted": s["deleted"],
                 "failed": s["failed"],
                 "quarantined": s["quarantined"],
-                "lag p50 (s)": _fmt(lag["p50"]),
-                "lag p95 (s)": _fmt(lag["p95"]),
-                "state": state,
+                "lag p50": human_duration(lag["p50"]),
+                "lag p95": human_duration(lag["p95"]),
             }
         )
     return rows
@@ -179,10 +209,11 @@ def refresh_markdown(summary: dict[str, Any], streaks: dict[str, int]) -> str:
     lines = [
         f"## Refresh: {totals['new']} new, {totals['updated']} updated, {totals['deleted']} deleted",
         "",
-        f"* Indexed **{index['documents']}** document(s) in {summary['seconds']:.1f} s: "
+        f"* Indexed **{index['documents']}** document(s) in {human_duration(summary['seconds'])}: "
         f"{index['embedded']} chunk(s) embedded, {index['reused']} reused, {index['unchanged']} unchanged, "
         f"{index['deleted']} removed.",
-        f"* Freshness lag (published to searchable): p50 **{_fmt(lag['p50'])} s**, p95 **{_fmt(lag['p95'])} s**.",
+        f"* Freshness lag (published to searchable): p50 **{human_duration(lag['p50'])}**, "
+        f"p95 **{human_duration(lag['p95'])}**.",
     ]
     checks = index.get("checks") or {}
     if checks.get("checked"):
@@ -191,4 +222,84 @@ def refresh_markdown(summary: dict[str, Any], streaks: dict[str, int]) -> str:
     for s in summary["sources"]:
         if s["error"]:
             lines.append(f"* **{s['source']} failed** ({streaks.get(s['source'], 1)} run(s) in a row): {s['error']}")
+        elif s["skipped"]:
+            lines.append(f"* **{s['source']} not pulled**: {s['skipped']}")
+    return "\n".join(lines)
+
+
+# -- the kup-status artifact: is the index fresh, per source and over the last day -----------------
+
+
+class LagSample(NamedTuple):
+    """One document made searchable: when, and how long it took from first seen (and from publication, when it
+    was published after its source's first pull)."""
+
+    source: str
+    indexed_at: datetime
+    first_seen_lag: float
+    published_lag: float | None
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def _p95(values: Sequence[float]) -> float | None:
+    return percentiles(list(values))["p95"]
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """One character per value (higher is taller), a space where there is none."""
+    known = [v for v in values if v is not None]
+    top = max(known, default=0.0) or 1.0
+    return "".join(" " if v is None else _BARS[min(7, int(v / top * 7.999))] for v in values)
+
+
+def hourly_p95(samples: Sequence[LagSample], now: datetime, hours: int = 24) -> list[float | None]:
+    """p95 of the first-seen-to-searchable lag for each of the last ``hours`` hours, oldest first."""
+    buckets: list[list[float]] = [[] for _ in range(hours)]
+    for sample in samples:
+        age = (now - sample.indexed_at) / timedelta(hours=1)
+        if 0 <= age < hours:
+            buckets[hours - 1 - int(age)].append(sample.first_seen_lag)
+    return [_p95(bucket) for bucket in buckets]
+
+
+def status_markdown(
+    summary: dict[str, Any],
+    verdict: Verdict,
+    states: Sequence[dict[str, Any]],
+    samples: Sequence[LagSample],
+    now: datetime,
+) -> str:
+    """The ``kup-status`` artifact: the verdict, a row per source (state, last success, lag two ways, failures)
+    and the freshness of the last day as an hourly sparkline. ``states``: the catalog's source_state rows."""
+    headline = {"healthy": "Fresh", "stale": "STALE", "warning": "Warning", "failing": "FAILING"}[verdict.status]
+    lines = [f"## {headline}: {verdict.message}", "", f"Updated {now:%Y-%m-%d %H:%M:%S} UTC by the latest refresh.", ""]
+    lines += [
+        "| source | state | last success | lag published→searchable (p95, 1 day) | lag first seen→searchable "
+        "(p95, 1 day) | failures in a row |",
+        "|---|---|---|---|---|---|",
+    ]
+    by_state = {row["source"]: row for row in states}
+    for row in summary["sources"]:
+        state = by_state.get(row["source"], {})
+        mine = [s for s in samples if s.source == row["source"]]
+        published = [s.published_lag for s in mine if s.published_lag is not None]
+        last = state.get("last_success_at")
+        words = source_state_words(row, {row["source"]: state.get("consecutive_failures") or 1})
+        lines.append(
+            f"| {row['source']} | {words.replace('|', '/')} | "
+            f"{human_duration((now - last).total_seconds()) + ' ago' if last else 'never'} | "
+            f"{human_duration(_p95(published))} | {human_duration(_p95([s.first_seen_lag for s in mine]))} | "
+            f"{state.get('consecutive_failures') or 0} |"
+        )
+    hourly = hourly_p95(samples, now)
+    known = [v for v in hourly if v is not None]
+    lines += [
+        "",
+        "### Freshness over the last day (p95 first seen→searchable, one bar per hour, oldest first)",
+        "",
+        f"`{sparkline(hourly)}`  worst hour {human_duration(max(known, default=None))}, "
+        f"latest hour {human_duration(hourly[-1])}; {len(samples)} document(s) made searchable.",
+    ]
     return "\n".join(lines)

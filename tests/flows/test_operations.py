@@ -8,6 +8,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 
 from fixtures import article_html
 from flows.backfill import backfill
+from flows.outcome import RunFailed
 from flows.refresh import refresh
 from flows.reindex import reindex
 from flows.runtime import Runtime
@@ -31,7 +32,7 @@ def test_a_refresh_publishes_a_table_and_a_summary(pipeline) -> None:
     pipeline.write_sources({"world": "/world", "gone": "/gone"})
 
     state = refresh(return_state=True)
-    assert state.is_completed() and state.name == "Warning"
+    assert state.is_completed() and state.name == "Stale"  # a failing source: never "index is fresh"
     assert "gone failed" in state.message and "404" in state.message
     [table] = artifacts_of(state.state_details.flow_run_id, "refresh-sources")
     rows = {row["source"]: row for row in table.data} if isinstance(table.data, list) else None
@@ -40,7 +41,7 @@ def test_a_refresh_publishes_a_table_and_a_summary(pipeline) -> None:
 
         rows = {row["source"]: row for row in json.loads(table.data)}
     assert rows["world"]["new"] == 2 and rows["world"]["state"] == "ok"
-    assert rows["world"]["lag p95 (s)"] != "-"
+    assert rows["world"]["lag p95"] != "-" and rows["world"]["lag p95"].endswith(("s", "min"))
     assert rows["gone"]["state"].startswith("FAILED x1") and "404" in rows["gone"]["state"]
     [markdown] = artifacts_of(state.state_details.flow_run_id, "refresh-summary")
     assert "2 new" in markdown.data and "Freshness lag" in markdown.data and "**gone failed**" in markdown.data
@@ -51,10 +52,12 @@ def test_a_source_that_keeps_failing_fails_the_run(pipeline) -> None:
     pipeline.server.set("/gone", "gone", status=500, content_type="text/plain")
     pipeline.write_sources({"world": "/world", "gone": "/gone"})
     states = [refresh(force=True, return_state=True) for _ in range(3)]  # force: skip the backoff between runs
-    assert [s.name for s in states] == ["Warning", "Warning", "Failed"]
+    assert [s.name for s in states] == ["Stale", "Stale", "Failed"]
     assert "gone (3 runs)" in states[-1].message and "500" in states[-1].message
-    summary = states[-1].result(raise_on_failure=False)
-    assert summary["failed_sources"] == ["gone"]
+    failure = states[-1].result(raise_on_failure=False)  # an exception Prefect accepts, carrying the summary
+    assert isinstance(failure, RunFailed) and str(failure) == states[-1].message
+    summary = failure.summary
+    assert summary["failed_sources"] == ["gone"] and summary["verdict"]["status"] == "failing"
     assert next(s for s in summary["sources"] if s["source"] == "world")["ok"]  # the other source still refreshed
 
 

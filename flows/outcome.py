@@ -1,0 +1,59 @@
+"""How a kup flow run ends: a Prefect state Prefect accepts, one sentence in its message, no traceback in the logs.
+
+A flow that fails returns ``Failed(message=..., data=RunFailed(...))``. The data is an exception, the only kind of
+failed result Prefect can turn back into an error (a dict gives "Unexpected result for failed state"); it carries
+the run's summary for in-process callers. Prefect's engine then re-raises it and logs the traceback ("Engine
+execution exited with unexpected exception"); the flow has already logged its one sentence, so that record loses
+its traceback here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prefect.states import Failed, State
+
+from errors import KupError
+
+
+class RunFailed(KupError):
+    """A kup flow run that ended Failed on purpose: its message is the one sentence, ``summary`` what it did."""
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+def failed(message: str, summary: dict[str, Any] | None = None) -> State:
+    """A Failed state with ``message``, whose result is a ``RunFailed`` carrying ``summary``."""
+    return Failed(message=message, data=RunFailed(message, summary))
+
+
+class _QuietDeliberateFailures(logging.Filter):
+    """Drops the traceback of a run that failed on purpose (a ``RunFailed`` or the FailedRun Prefect builds from
+    a Failed state's message) and of a task that hit its timeout, keeping one line; every other record passes
+    untouched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from prefect.exceptions import FailedRun
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, RunFailed | FailedRun):
+            record.msg, record.args = "flow run ended Failed: %s", (str(exc),)
+            record.exc_info = record.exc_text = None
+        elif isinstance(exc, TimeoutError):
+            record.msg, record.args = "task run timed out: %s", (str(exc),)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_FILTER = _QuietDeliberateFailures()
+
+
+def quiet_deliberate_failures() -> None:
+    """Install the filter on the loggers Prefect's engine reports a failed run with (idempotent)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
