@@ -43,17 +43,23 @@ from connectors.articles import detect_language
 from connectors.document import Document, ItemFailure
 from connectors.sources import SqlSource, template_fields
 from errors import ConfigError, SourceError
-from errors.redact import mask_url
+from errors.redact import mask_text, mask_url
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 1_000_000  # longer texts are cut (and say so in their metadata)
 
 
-def _passwords(url: str, decoded: str | None) -> list[str]:
-    """The password as written in the URL (maybe %-encoded) and as decoded: neither may reach a message."""
+def _passwords(url: str, decoded: str | None, query: Mapping[str, Any]) -> list[str]:
+    """The password as written in the URL (maybe %-encoded) and as decoded, and the values of credential
+    query parameters (``?password=``, ``sslpassword``, tokens): none may reach a message."""
     userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
-    return [p for p in {decoded, userinfo.partition(":")[2]} if p]
+    found = {decoded, userinfo.partition(":")[2]}
+    for name, values in query.items():
+        probe = f"x://h/?{name}=v"
+        if mask_url(probe) != probe:  # a credential by the masker's own rule (password, sslpassword, token...)
+            found.update([values] if isinstance(values, str) else values)
+    return sorted((p for p in found if p), key=len, reverse=True)  # longest first: no half-masked secret
 
 
 @dataclass
@@ -201,7 +207,7 @@ class SqlReader:
                 f"source {source.name}: {source.url_env} is not a usable database URL ({type(exc).__name__}); "
                 "expected e.g. postgresql+psycopg://user:password@host/db"
             ) from exc
-        self._secrets = _passwords(url, parsed.password)
+        self._secrets = _passwords(url, parsed.password, parsed.query)
         self.display_url = mask_url(url)
         try:
             self.tz = ZoneInfo(source.timezone)
@@ -229,14 +235,14 @@ class SqlReader:
     # -- errors ---------------------------------------------------------------------------------
 
     def _scrub(self, message: str) -> str:
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        return message
+        """The message with this source's passwords, and any credential in any URL it quotes, masked."""
+        return mask_text(message, self._secrets)
 
     def _fail(self, what: str, exc: Exception) -> SourceError:
         detail = getattr(exc, "orig", None) or exc
         first_line = str(detail).strip().splitlines()[0] if str(detail).strip() else type(exc).__name__
-        return SourceError(self._scrub(f"source {self.source.name} ({self.display_url}): {what}: {first_line}"))
+        # display_url is masked already; masking it again would eat the ')' after a masked query value
+        return SourceError(f"source {self.source.name} ({self.display_url}): {what}: {self._scrub(first_line)}")
 
     def close(self) -> None:
         self.engine.dispose()
