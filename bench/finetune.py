@@ -18,18 +18,25 @@ from pathlib import Path
 
 from _common import ROOT, emit, peak_rss_mb
 
-from training.base_model import load_base
-from training.corpus import (
+from training import (
+    PlainSampler,
     Sample,
-    _split,
+    attach_adapter,
+    batches,
+    collate,
+    load_base,
+    load_recipe,
     python_text,
+    sampler_for,
+    score_sets,
+    set_seed,
+    split_holdout,
+    summary,
     synthetic_cache_path,
     synthetic_text,
+    train,
     windows,
 )
-from training.evaluation import score_sets, summary
-from training.recipe import load_recipe
-from training.trainer import attach_adapter, batches, collate, sampler_for, set_seed, train
 
 # (trained text, held-out paraphrase) about events the base model cannot know.
 NEW = [
@@ -148,8 +155,8 @@ def main() -> None:
 
     new_train = samples([a for a, _ in NEW], "new")
     new_heldout = samples([b for _, b in NEW], "new")
-    earlier_review, earlier_eval = _split(samples(EARLIER, "earlier"), 0.5, "earlier")
-    general_review, general_eval = _split(
+    earlier_review, earlier_eval = split_holdout(samples(EARLIER, "earlier"), 0.5, "earlier")
+    general_review, general_eval = split_holdout(
         samples(python_text(), "general") + samples(synthetic, "general"), 0.25, "general"
     )
     general_eval = general_eval[: recipe.eval_samples]
@@ -189,8 +196,6 @@ def main() -> None:
         set_seed(recipe.seed)
         model = attach_adapter(load_base(None, args.data_dir).model, recipe)
         one = recipe.model_copy(update={"method": "none", "epochs": 1})
-        from training.mix_review import PlainSampler
-
         result = train(model, PlainSampler(items, seed=recipe.seed), one, pad_id=pad, device=dev)
         ours.append(result.tokens_per_second)
 

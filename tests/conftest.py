@@ -62,8 +62,8 @@ def dense():
     return encoder
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
+def tiny_llama(seed: int = 0):
+    """A 2-layer, 32-wide Llama with SmolLM2's tokenizer, freshly initialised under ``seed``: (model, tokenizer)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -83,8 +83,13 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config), tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    model, tokenizer = tiny_llama()
     pretrain(model, tokenizer)
     path = tmp_path_factory.mktemp("tiny-llama")
     model.save_pretrained(path)
@@ -295,3 +300,12 @@ def source_db(request, tmp_path) -> Iterator[SourceDatabase]:
         yield from _postgres_source(name)
     else:
         yield from _mariadb_source(name)
+
+
+@pytest.fixture
+def db(source_db) -> SourceDatabase:
+    """A source database holding the (empty) tables of tests/source_tables.py."""
+    from tests.source_tables import metadata
+
+    metadata.create_all(source_db.engine)
+    return source_db

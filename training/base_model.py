@@ -22,7 +22,9 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @dataclass
-class BaseModel:
+class BaseLM:
+    """The frozen base causal LM, loaded: what an update trains from and what answers are decoded with."""
+
     model: object  # transformers PreTrainedModel
     tokenizer: object
     name: str  # what manifests record: "smollm2" or the model directory
@@ -94,7 +96,7 @@ def resolve_base(ref: str | None, data_dir: Path) -> tuple[str, Path]:
     return str(path.resolve()), path
 
 
-def load_base(ref: str | None, data_dir: Path, *, device: str | None = None) -> BaseModel:
+def load_base(ref: str | None, data_dir: Path, *, device: str | None = None) -> BaseLM:
     """The frozen base model and its tokenizer, on CUDA when present, else the CPU."""
     import torch
     import transformers
@@ -110,4 +112,4 @@ def load_base(ref: str | None, data_dir: Path, *, device: str | None = None) -> 
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
     model.config.use_cache = False
-    return BaseModel(model=model, tokenizer=tokenizer, name=name, path=path, device=device)
+    return BaseLM(model=model, tokenizer=tokenizer, name=name, path=path, device=device)

@@ -9,7 +9,10 @@ split into a review pool (trained on, by Mix-review) and a held-out part (only e
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import random
@@ -93,7 +96,7 @@ def _doc_text(title: str, text: str) -> str:
     return f"{title}\n\n{text}" if title else text
 
 
-def _split(items: list, fraction: float, seed: str) -> tuple[list, list]:
+def split_holdout(items: list, fraction: float, seed: str) -> tuple[list, list]:
     """Deterministic (kept, held-out) split; at least one held out when there are two or more."""
     if len(items) < 2:
         return items, []
@@ -104,13 +107,12 @@ def _split(items: list, fraction: float, seed: str) -> tuple[list, list]:
 
 
 def python_text(max_paragraphs: int = 400) -> list[str]:
-    """English prose that ships with Python: the pydoc topic pages (no download needed)."""
+    """English prose that ships with Python: the pydoc topic pages (no download needed), or the Zen of Python
+    where a distribution strips them."""
     try:
         from pydoc_data.topics import topics
-    except ImportError:  # some distributions strip pydoc_data
-        import this  # noqa: F401 - its source holds the Zen of Python, rot13-encoded
-
-        return []
+    except ImportError:  # some distributions strip pydoc_data: fall back to the Zen of Python
+        return [zen_of_python()]
     paragraphs = []
     for name in sorted(topics):
         for block in re.split(r"\n\s*\n", topics[name]):
@@ -118,6 +120,14 @@ def python_text(max_paragraphs: int = 400) -> list[str]:
             if len(clean) > 200 and not clean.startswith(("**", ">>>", "...")) and clean.count("(") < 6:
                 paragraphs.append(clean)
     return paragraphs[:max_paragraphs]
+
+
+def zen_of_python() -> str:
+    """The Zen of Python as one paragraph, without the print that ``import this`` does (it would corrupt
+    JSON written to stdout, as by ``kup finetune --json``)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        import this
+    return " ".join(codecs.decode(this.s, "rot13").split())
 
 
 def user_corpus(paths: Iterable[Path]) -> list[str]:
@@ -199,7 +209,7 @@ def build_datasets(
     data.new_documents = len(new_docs)
     data.watermark = max((d["updated_at"] for d in new_docs), default=watermark)
 
-    train_docs, heldout_docs = _split(new_docs, recipe.heldout_fraction, f"{recipe.seed}:new")
+    train_docs, heldout_docs = split_holdout(new_docs, recipe.heldout_fraction, f"{recipe.seed}:new")
     if len(new_docs) < 5:  # too few to hold any out and still learn them all
         train_docs, heldout_docs = new_docs, []
     for docs, target in ((train_docs, data.new_train), (heldout_docs, data.new_heldout)):
@@ -213,7 +223,7 @@ def build_datasets(
     for d in earlier_docs:
         for ids in windows(tokenizer, _doc_text(d["title"], d["text"]), recipe.max_seq_len, recipe.max_windows_per_doc):
             earlier.append(Sample(ids, "earlier", d["id"], d["published_at"]))
-    data.earlier_review, data.earlier_eval = _split(earlier, 0.5, f"{recipe.seed}:earlier")
+    data.earlier_review, data.earlier_eval = split_holdout(earlier, 0.5, f"{recipe.seed}:earlier")
     data.earlier_eval = data.earlier_eval[: recipe.eval_samples]
 
     general_parts = {
@@ -226,6 +236,6 @@ def build_datasets(
         samples = _to_samples(tokenizer, texts, "general", recipe)
         data.sources[origin] = len(samples)
         general.extend(samples)
-    review, held = _split(general, 0.25, f"{recipe.seed}:general")
+    review, held = split_holdout(general, 0.25, f"{recipe.seed}:general")
     data.general_review, data.general_eval = review, held[: recipe.eval_samples]
     return data
