@@ -9,21 +9,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import (
-    Boolean,
     Column,
     DateTime,
     Integer,
     MetaData,
-    Numeric,
-    String,
     Table,
     Text,
-    func,
     inspect,
-    select,
     text,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -31,36 +25,7 @@ from connectors import Document, ItemFailure
 from connectors.sources import SqlSource
 from connectors.sql import SqlBatch, SqlCursor, SqlReader
 from errors import ConfigError, SourceError
-
-T0 = datetime(2026, 11, 20, 9, 0)  # naive: the columns are plain DATETIME / TIMESTAMP WITHOUT TIME ZONE
-ENV = "KUP_TEST_SOURCE_URL"
-LONG_TEXT = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")  # MariaDB's TEXT stops at 64 KiB
-
-metadata = MetaData()
-tickets = Table(
-    "tickets",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("title", String(200)),
-    Column("body", LONG_TEXT),
-    Column("team", String(50)),
-    Column("priority", Integer),
-    Column("score", Numeric(10, 2)),
-    Column("created_at", DateTime),
-    Column("updated_at", DateTime),
-    Column("version", Integer),
-    Column("is_deleted", Boolean, nullable=False, default=False),
-    mysql_charset="utf8mb4",
-)
-events = Table(
-    "events",
-    metadata,
-    Column("region", String(20), primary_key=True),
-    Column("seq", Integer, primary_key=True, autoincrement=False),
-    Column("body", Text),
-    Column("updated_at", DateTime),
-    mysql_charset="utf8mb4",
-)
+from tests.source_tables import ENV, T0, events, insert, row_count, ticket, tickets
 
 ODD_TABLE = 'odd "name"; DROP TABLE tickets; --'
 ODD_COLUMN = 'body "x"'
@@ -73,34 +38,6 @@ odd = Table(
     Column("updated_at", DateTime),
     mysql_charset="utf8mb4",
 )
-
-
-def ticket(i: int, **values: Any) -> dict[str, Any]:
-    row = {
-        "id": i,
-        "title": f"Ticket {i}",
-        "body": f"The printer on floor {i} jams when printing double-sided pages.",
-        "team": "ops",
-        "priority": i % 3,
-        "score": "2.50",
-        "created_at": T0 - timedelta(days=1),
-        "updated_at": T0 + timedelta(minutes=i),
-        "version": i,
-        "is_deleted": False,
-    }
-    row.update(values)
-    return row
-
-
-@pytest.fixture
-def db(source_db):
-    metadata.create_all(source_db.engine)
-    return source_db
-
-
-def insert(db, rows: list[dict[str, Any]], table: Table = tickets) -> None:
-    with db.engine.begin() as conn:
-        conn.execute(table.insert(), rows)
 
 
 def source(**settings: Any) -> SqlSource:
@@ -132,11 +69,6 @@ def batches(reader: SqlReader, cursor: SqlCursor | None = None) -> list[SqlBatch
 
 def ids(found: list[SqlBatch]) -> list[str]:
     return [d.external_id for b in found for d in b.documents]
-
-
-def tickets_left(db) -> int:
-    with db.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(tickets)).scalar_one()
 
 
 # -- rows to documents -----------------------------------------------------------------------------
@@ -359,7 +291,7 @@ def test_identifiers_with_quotes_and_sql_in_them_are_only_names(db) -> None:
         [doc] = batches(reader)[0].documents
         assert list(reader.live_ids()) == ["1"]
     assert doc.text == "a row of the odd table" and doc.metadata == {ODD_COLUMN: "a row of the odd table"}
-    assert inspect(db.engine).has_table("tickets") and tickets_left(db) == 1
+    assert inspect(db.engine).has_table("tickets") and row_count(db) == 1
 
 
 def test_a_table_setting_with_sql_in_it_is_refused(db) -> None:
@@ -368,7 +300,7 @@ def test_a_table_setting_with_sql_in_it_is_refused(db) -> None:
     with reader, pytest.raises(SourceError) as caught:
         reader.check()
     assert "table setting" in str(caught.value)
-    assert inspect(db.engine).has_table("tickets") and tickets_left(db) == 1
+    assert inspect(db.engine).has_table("tickets") and row_count(db) == 1
 
 
 def test_sessions_are_read_only(db) -> None:
@@ -379,7 +311,7 @@ def test_sessions_are_read_only(db) -> None:
             conn.execute(tickets.insert(), [ticket(2)])
         with pytest.raises(DBAPIError), reader.engine.begin() as conn:
             conn.execute(tickets.delete())
-    assert tickets_left(db) == 1
+    assert row_count(db) == 1
 
 
 def test_an_unset_url_variable_is_a_config_error_naming_it(db) -> None:

@@ -7,58 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, Uuid, func, select
 from sqlalchemy.engine import make_url
 
 from connectors import document_id
 from connectors.sources import SqlSource
 from connectors.sql import SqlBatch
 from indexing import Catalog, backfill_sql, ingest_sql
+from tests.source_tables import ENV, T0, assets, change, insert, remove, row_count, ticket
 
-T0 = datetime(2026, 11, 20, 9, 0)  # the rows' naive timestamps (the source's timezone is UTC)
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-ENV = "KUP_TEST_SOURCE_URL"
-
-metadata = MetaData()
-tickets = Table(
-    "tickets",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("title", String(200)),
-    Column("body", Text),
-    Column("created_at", DateTime),
-    Column("updated_at", DateTime),
-    Column("is_deleted", Boolean, nullable=False, default=False),
-    mysql_charset="utf8mb4",
-)
-
-assets = Table(
-    "assets",
-    metadata,
-    Column("id", Uuid, primary_key=True),
-    Column("body", Text),
-    Column("updated_at", DateTime),
-    mysql_charset="utf8mb4",
-)
-
-
-def ticket(i: int, **values: Any) -> dict[str, Any]:
-    row = {
-        "id": i,
-        "title": f"Ticket {i}",
-        "body": f"The badge reader at door {i} rejects valid cards after a power cut.",
-        "created_at": T0 - timedelta(days=i),
-        "updated_at": T0 + timedelta(minutes=i),
-        "is_deleted": False,
-    }
-    row.update(values)
-    return row
-
-
-@pytest.fixture
-def db(source_db):
-    metadata.create_all(source_db.engine)
-    return source_db
 
 
 @pytest.fixture
@@ -66,26 +23,6 @@ def catalog(sqlite_url: str):
     cat = Catalog(sqlite_url)
     yield cat
     cat.close()
-
-
-def insert(db, rows: list[dict[str, Any]]) -> None:
-    with db.engine.begin() as conn:
-        conn.execute(tickets.insert(), rows)
-
-
-def change(db, i: int, **values: Any) -> None:
-    with db.engine.begin() as conn:
-        conn.execute(tickets.update().where(tickets.c.id == i).values(**values))
-
-
-def remove(db, *ids: int) -> None:
-    with db.engine.begin() as conn:
-        conn.execute(tickets.delete().where(tickets.c.id.in_(ids)))
-
-
-def table_rows(db) -> int:
-    with db.engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(tickets)).scalar_one()
 
 
 def source(**settings: Any) -> SqlSource:
@@ -139,7 +76,7 @@ def test_a_first_sync_commits_every_row_and_saves_the_cursor(db, catalog: Catalo
     assert catalog.count(source="tickets") == 5 == catalog.count(status="pending")
     assert position(catalog) == {"value": "2026-11-20T09:05:00", "kind": "datetime", "ids": [5]}
     first = row(catalog, 1)
-    assert first["text"] == "Ticket 1\n\nThe badge reader at door 1 rejects valid cards after a power cut."
+    assert first["text"] == "Ticket 1\n\nThe printer on floor 1 jams when printing double-sided pages."
     assert first["title"] == "Ticket 1" and first["published_at"] == (T0 - timedelta(days=1)).replace(tzinfo=UTC)
 
 
@@ -158,11 +95,11 @@ def test_an_edit_replaces_the_text(db, catalog: Catalog) -> None:
     insert(db, [ticket(i) for i in range(1, 4)])
     sync(db, catalog)
     index_everything(catalog)
-    change(db, 2, body="Door 2 now takes phones as badges.", updated_at=T0 + timedelta(hours=1))
+    change(db, 2, body="Floor 2 now prints on one side only.", updated_at=T0 + timedelta(hours=1))
     report = sync(db, catalog)
     assert (report.new, report.updated) == (0, 1)
     edited = row(catalog, 2)
-    assert edited["text"] == "Ticket 2\n\nDoor 2 now takes phones as badges."
+    assert edited["text"] == "Ticket 2\n\nFloor 2 now prints on one side only."
     assert edited["status"] == "pending" and edited["version"] == 2
     assert position(catalog) == {"value": "2026-11-20T10:00:00", "kind": "datetime", "ids": [2]}
 
@@ -266,7 +203,7 @@ def test_a_connection_lost_mid_sync_loses_nothing(db, catalog: Catalog) -> None:
 
     again = sync(db, catalog, src, now=NOW + timedelta(minutes=1), force=True)
     assert again.ok and again.new == 15
-    assert catalog.count(source="tickets") == table_rows(db) == 25
+    assert catalog.count(source="tickets") == row_count(db) == 25
     assert sorted(int(x) for x in catalog.live_external_ids("tickets")) == list(range(1, 26))
     assert position(catalog)["ids"] == [25]
 
