@@ -5,12 +5,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
 
 from qdrant_client import QdrantClient, models
 
+from errors import ConfigError, StoreError
+from errors.redact import mask_text, mask_url
 from indexing.embedding import DENSE_SIZE, SparseVector
 from indexing.store import (
     DATETIME_FIELDS,
@@ -26,7 +30,30 @@ from indexing.store import (
     store_errors,
 )
 
-_errors = store_errors("Qdrant")
+_engine_errors = store_errors("Qdrant")
+
+
+def _errors(method: Callable) -> Callable:
+    """Engine errors become ``StoreError`` with the URL's credentials and the API key masked."""
+    wrapped = _engine_errors(method)
+
+    @functools.wraps(method)
+    def inner(self: QdrantStore, *args, **kwargs):
+        try:
+            return wrapped(self, *args, **kwargs)
+        except StoreError as exc:
+            raise StoreError(mask_text(str(exc), self._secrets)) from exc.__cause__
+
+    return inner
+
+
+def _secrets(url: str, api_key: str | None) -> tuple[str, ...]:
+    """The API key and the URL's password, as written and decoded: none may reach a message."""
+    try:
+        password = urlsplit(url if "://" in url else f"//{url}").password or ""  # also host:port without a scheme
+    except ValueError:
+        password = ""
+    return tuple(s for s in {api_key, password, unquote(password)} if s)
 
 
 def _filter(
@@ -62,13 +89,18 @@ class QdrantStore(VectorStore):
         self.url = url
         self.collection = collection
         self.dense_size = dense_size
+        self._secrets = _secrets(url, api_key)
         self._owns_client = client is None
         if client is not None:
             self.client = client  # a staging collection shares its live store's connection
         elif url == ":memory:":
             self.client = QdrantClient(location=":memory:")
         else:
-            self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
+            try:
+                self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
+            except ValueError as exc:  # urllib3's LocationParseError is one too
+                shown, reason = (mask_text(text, self._secrets) for text in (mask_url(url), str(exc)))
+                raise ConfigError(f"Qdrant URL {shown} is not usable ({reason}); check KUP_QDRANT_URL") from None
         self._ready = False
 
     @property
@@ -76,7 +108,7 @@ class QdrantStore(VectorStore):
         return self.collection
 
     def __str__(self) -> str:
-        return f"{self.url} collection {self.collection}"
+        return f"{mask_url(self.url)} collection {self.collection}"
 
     def _create(self, name: str) -> None:
         self.client.create_collection(
@@ -114,6 +146,7 @@ class QdrantStore(VectorStore):
     def staging(self, *, dense_size: int | None = None) -> QdrantStore:
         name = f"{self.collection}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         staging = QdrantStore(self.url, name, dense_size=dense_size or self.dense_size, client=self.client)
+        staging._secrets = self._secrets
         staging._create(name)
         staging._ready = True  # a physical collection, written to directly
         return staging
