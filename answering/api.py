@@ -1,18 +1,28 @@
-"""A small HTTP API for downstream applications: /search and /ask, JSON in and out, with an OpenAPI schema."""
+"""A small HTTP API for downstream applications: /search and /ask, JSON in and out, with an OpenAPI schema.
+
+Every request passes the guards (``answering.api_guards``) first; every bad value is a 4xx that names the
+field without echoing what was sent; every error detail has its credentials masked.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TypeVar
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
+from answering.api_guards import RETRY_AFTER_S, ApiGuards, GenerationGate, GuardMiddleware
 from answering.requests import AskRequest, SearchRequest, recent_since
 from answering.service import Answerer
 from errors import InputError, KupError
+from errors.redact import mask_text
 from indexing import search
 
 T = TypeVar("T")
+MAX_ERRORS_SHOWN = 10  # validation problems listed per response
+MAX_FIELD_CHARS = 100  # a location or message longer than this is cut
 
 
 def http_status(exc: KupError) -> int:
@@ -21,15 +31,36 @@ def http_status(exc: KupError) -> int:
 
 
 def _answering(call: Callable[[], T]) -> T:
-    """Run ``call``; a domain error becomes an HTTP error with its one sentence as the detail."""
+    """Run ``call``; a domain error becomes an HTTP error with its one sentence, credentials masked, as the detail."""
     try:
         return call()
     except KupError as exc:
-        raise HTTPException(status_code=http_status(exc), detail=str(exc)) from None
+        raise HTTPException(status_code=http_status(exc), detail=mask_text(str(exc))) from None
 
 
-def create_app(answerer: Answerer) -> FastAPI:
+def _short(value: object) -> str | int:
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    return text if len(text) <= MAX_FIELD_CHARS else text[:MAX_FIELD_CHARS] + "..."
+
+
+async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Where each problem is and what is wrong, never the value sent (it may be megabytes, or a secret)."""
+    problems = [
+        {"loc": [_short(part) for part in error.get("loc", ())], "msg": _short(error.get("msg", "invalid"))}
+        for error in exc.errors()[:MAX_ERRORS_SHOWN]
+    ]
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
+def create_app(answerer: Answerer, guards: ApiGuards | None = None) -> FastAPI:
+    guards = guards or ApiGuards()
     app = FastAPI(title="kup", summary="Search and answer from a continuously refreshed index.", version="0.1.0")
+    app.add_middleware(GuardMiddleware, guards=guards)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    gate = GenerationGate(guards.generate_at_once, guards.generate_waiting)
+    app.state.generation_gate = gate
 
     @app.get("/health")
     def health() -> dict:
@@ -56,15 +87,23 @@ def create_app(answerer: Answerer) -> FastAPI:
 
     @app.post("/ask")
     def ask(request: AskRequest) -> dict:
-        answer = _answering(
-            lambda: answerer.answer(
-                request.question,
-                mode=request.mode,
-                k=request.k,
-                recent_days=request.recent_days,
-                sources=request.sources,
-            )
-        )
+        try:
+            with gate.admit():
+                answer = _answering(
+                    lambda: answerer.answer(
+                        request.question,
+                        mode=request.mode,
+                        k=request.k,
+                        recent_days=request.recent_days,
+                        sources=request.sources,
+                    )
+                )
+        except GenerationGate.Busy:
+            raise HTTPException(
+                status_code=503,
+                detail="too many questions are being answered or waiting; retry shortly",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
         return answer.as_dict()
 
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from errors import InputError
 from indexing.search import MAX_QUERY_CHARS
@@ -20,21 +20,42 @@ MAX_SEARCH_LIMIT = 100  # passages one search returns at most (indexing.search r
 MAX_K = 20  # passages an answer is built from at most: more will not fit a small model's context
 MAX_QUESTION_CHARS = 8000  # longer questions leave no room for passages in any model we serve
 MAX_RECENT_DAYS = 36_600  # a century: "recent" beyond that is a typo, and dates before year 1 do not exist
+MAX_SOURCES = 100  # sources one request may name
+MAX_SOURCE_CHARS = 200  # longer than any source name sources.yaml accepts
+
+
+def _encodable(text: str) -> str:
+    """Text that encodes as UTF-8 (JSON may carry lone surrogates, which no tokenizer or store accepts)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+SourceName = Annotated[Text, Field(min_length=1, max_length=MAX_SOURCE_CHARS)]
+Sources = Annotated[list[SourceName], Field(max_length=MAX_SOURCES)]
+RecentDays = Annotated[float, Field(gt=0, le=MAX_RECENT_DAYS)]
 
 
 class SearchRequest(BaseModel):
-    query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ("recent") is refused, not silently ignored
+
+    query: Annotated[Text, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
     limit: Annotated[int, Field(ge=1, le=MAX_SEARCH_LIMIT)] = 5
-    sources: list[str] | None = None
-    recent_days: Annotated[float, Field(gt=0, le=MAX_RECENT_DAYS)] | None = None
+    sources: Sources | None = None
+    recent_days: RecentDays | None = None
 
 
 class AskRequest(BaseModel):
-    question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+    model_config = ConfigDict(extra="forbid")
+
+    question: Annotated[Text, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
     mode: Mode = "prompt"
     k: Annotated[int, Field(ge=1, le=MAX_K)] = 5
-    recent_days: Annotated[float, Field(gt=0, le=MAX_RECENT_DAYS)] | None = None
-    sources: list[str] | None = None
+    recent_days: RecentDays | None = None
+    sources: Sources | None = None
 
 
 def require_query(query: str) -> str:

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     context_tokens: int = Field(2048, ge=256, le=32768, description="prompt + answer budget for the LLM")
     max_new_tokens: int = Field(160, ge=8, le=2048, description="longest answer generated")
 
+    # HTTP API (`kup api`) ----------------------------------------------------------------------
+    api_key: SecretStr | None = Field(None, description="key every API call but /health must send; never logged")
+    api_allowed_hosts: str = Field(
+        "", description="comma-separated Host names served besides localhost (stops DNS rebinding)"
+    )
+    api_max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024, description="largest request body")
+    api_generate_at_once: int = Field(1, ge=1, le=64, description="/ask answers generated at once (CPU or GPU bound)")
+    api_generate_waiting: int = Field(4, ge=0, le=1024, description="/ask requests queued; more get 503 Retry-After")
+
     # Data checks before indexing -------------------------------------------------------------------
     min_text_chars: int = Field(25, ge=1, description="shorter texts are quarantined, not indexed")
     future_skew_minutes: float = Field(10, ge=0, description="how far in the future a published time may lie")
@@ -81,6 +90,10 @@ class Settings(BaseSettings):
     @property
     def prefect_home(self) -> Path:
         return self.data_path / "prefect"
+
+    @property
+    def api_hosts(self) -> list[str]:
+        return [h.strip() for h in self.api_allowed_hosts.split(",") if h.strip()]
 
     def fetch_policy(self) -> FetchPolicy:
         return FetchPolicy(

@@ -14,19 +14,27 @@ import pytest
 
 from answering import Answerer, LanguageModel
 from answering.api import create_app, http_status
+from answering.api_guards import ApiGuards
 from answering.requests import MAX_RECENT_DAYS, recent_since, require_query
 from errors import InputError, KupError, StoreError
 from indexing import EdgeStore, QdrantStore
 
 
 @contextmanager
-def serving(answerer: Answerer) -> Iterator[str]:
+def serving(answerer: Answerer, guards: ApiGuards | None = None) -> Iterator[str]:
+    """The API under uvicorn on a free localhost port, as `kup api` serves it."""
+    with serving_app(create_app(answerer, guards)) as url:
+        yield url
+
+
+@contextmanager
+def serving_app(app) -> Iterator[str]:
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(answerer), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
