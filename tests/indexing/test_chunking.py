@@ -7,6 +7,52 @@ import pytest
 from fixtures import paragraphs
 from indexing import Chunker
 
+# A fixed article and where the chunker cuts it, with the default settings and with small chunks.
+# A change to the tokenizer, the unit splitting or the boundary hash moves these and re-embeds every document.
+ARTICLE = "\n\n".join(
+    [
+        (
+            "The Veltmark harbour reopened on 14 March, seven months after a storm surge destroyed its northern "
+            "pier. Engineers rebuilt the pier on deeper piles and raised the quay by half a metre, so that the "
+            "next surge of that size should pass beneath the deck."
+        ),
+        (
+            "The first ship to dock was the Morning Gull, a ferry that had waited out the repairs in the Ryne "
+            "estuary. Its captain, Halla Brisk, said the crossing took ten minutes longer than before the storm, "
+            "because the new channel markers keep boats further from the sandbanks."
+        ),
+        (
+            "Fishermen were the first to feel the difference. The old pier flooded at every spring tide and its "
+            "cranes rusted within a season; the new one carries electric cranes on a raised platform, and the "
+            "fish market moved back from its temporary tent on the car park."
+        ),
+        (
+            "The city paid for the work with a loan from the regional bank and a levy on cruise passengers, who "
+            "had stopped coming while the harbour was closed. The council expects the levy to repay the loan "
+            "within nine years if the cruise lines return at their former rate."
+        ),
+        (
+            "Not everyone is pleased. Residents of the old town say the traffic to the ferry terminal now runs "
+            "past their doors day and night, and a petition asks for a tunnel under the quay. The mayor, Odile "
+            "Brask, said the council would study the idea but that there was no money for it this decade."
+        ),
+        (
+            "The harbour master plans a public day in May, when the pier will be open to walkers and the new "
+            "cranes will lift a fishing boat out of the water to show what they can do. Tickets are free, but the"
+            " number of visitors on the pier at any time will be limited to five hundred."
+        ),
+    ]
+)
+GOLDEN_DEFAULT = [(161, "The Veltmark harbour reopened"), (207, "rusted within a season; the new")]
+GOLDEN_SMALL = [
+    (51, "The Veltmark harbour reopened"),
+    (66, "that size should pass beneath"),
+    (60, "boats further from the sandbanks."),
+    (60, "its temporary tent on the car park."),
+    (71, "cruise lines return at their former"),
+    (68, "was no money for it this decade."),
+]
+
 
 @pytest.fixture(scope="module")
 def chunker(dense) -> Chunker:
@@ -15,6 +61,17 @@ def chunker(dense) -> Chunker:
 
 def token_count(dense, text: str) -> int:
     return len(dense.tokenize([text], add_special_tokens=False, verbose=False)["input_ids"][0])
+
+
+def test_a_fixed_article_is_cut_at_the_pinned_boundaries(dense) -> None:
+    for chunker, golden in (
+        (Chunker(dense.tokenize), GOLDEN_DEFAULT),
+        (Chunker(dense.tokenize, chunk_tokens=64, overlap_tokens=8), GOLDEN_SMALL),
+    ):
+        chunks = chunker.chunk(ARTICLE)
+        assert [(c.index, c.tokens) for c in chunks] == [(i, tokens) for i, (tokens, _) in enumerate(golden)]
+        assert all(c.text.startswith(start) for c, (_, start) in zip(chunks, golden, strict=True))
+        assert chunks[-1].text.endswith("limited to five hundred.")
 
 
 def test_chunks_respect_the_token_budget_and_overlap(chunker: Chunker, dense) -> None:
