@@ -21,9 +21,9 @@ from flows.cli_shared import (
     console,
     err_console,
     fail,
+    fit_consoles,
     friendly,
     parse_when,
-    report_to_running_server,
     settings,
 )
 from flows.settings import Settings
@@ -65,6 +65,7 @@ def main(
     qdrant_url: Annotated[str | None, typer.Option(help="Qdrant server URL [env: KUP_QDRANT_URL]")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr")] = False,
 ) -> None:
+    fit_consoles()
     choose_settings(data_dir=data_dir, sources_file=sources, catalog_url=catalog_url, qdrant_url=qdrant_url)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -82,27 +83,52 @@ def refresh(
     force: Annotated[bool, typer.Option(help="Pull sources even while they back off after failures")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON")] = False,
 ) -> None:
-    """Pull every source once and index what is new or changed (a Prefect flow run)."""
-    from connectors import load_sources, select_sources
+    """Pull every source once and index what is new or changed.
 
-    s = settings()
-    select_sources(load_sources(s.sources_file), source)  # a bad sources file fails before Prefect starts
-    report_to_running_server(s)
-    from flows.refresh import refresh as refresh_flow
+    A flow run on the Prefect server when one answers (it shows in the dashboard), else in this process.
+    Exit code 0: the index is fresh; 1: a source failed or is backing off; 2: a mistake in the command or settings.
+    """
+    from connectors import load_sources, select_sources
+    from flows.server import api_reachable
     from flows.views import print_refresh, to_json
 
-    state = refresh_flow(sources=source or None, force=force, return_state=True)
-    summary = state.result(raise_on_failure=False)
-    if not isinstance(summary, dict):  # the run broke before it could summarise
-        raise KupError(f"the refresh run failed: {state.message or summary}")
+    s = settings()
+    select_sources(load_sources(s.sources_file), source)  # a bad sources file fails before anything starts
+    if api_reachable(s.prefect_api_url):
+        summary = _refresh_as_flow_run(s, source or None, force)
+    else:
+        from flows.refresh_local import refresh_here
+
+        err_console.print(
+            f"No Prefect server answers at {s.prefect_api_url}: refreshing in this process, "
+            "so this run is not recorded in a dashboard (`kup up` starts one).",
+            markup=False,
+        )
+        summary = refresh_here(s, source or None, force)
     if as_json:
         console.print_json(to_json(summary))
     else:
         print_refresh(summary, console)
-        if state.name != "Completed":
-            err_console.print(f"{state.name}: {state.message}", markup=False)
-    if summary["failed_sources"]:
+    if summary["failed_sources"] or any(row["skipped"] for row in summary["sources"]):
         raise typer.Exit(1)
+
+
+def _refresh_as_flow_run(s: Settings, sources: list[str] | None, force: bool) -> dict:
+    """Run the refresh flow in this process, reporting to the Prefect server at ``s.prefect_api_url``."""
+    os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.refresh import refresh as refresh_flow
+
+    with temporary_settings({PREFECT_API_URL: s.prefect_api_url}):
+        state = refresh_flow(sources=sources, force=force, return_state=True)
+    result = state.result(raise_on_failure=False)
+    summary = result if isinstance(result, dict) else getattr(result, "summary", None)
+    if not isinstance(summary, dict):  # the run broke before it could summarise
+        err_console.print(f"Error: the refresh run ended {state.name}: {state.message or result}", markup=False)
+        raise typer.Exit(1)
+    summary.setdefault("verdict", {"status": state.name.lower(), "message": state.message})
+    return summary
 
 
 @app.command()
@@ -166,10 +192,25 @@ def _run_deployment(name: str, parameters: dict, wait: bool) -> None:
         run = run_deployment(name, parameters=parameters, timeout=None if wait else 0)
     except ObjectNotFound:
         raise KupError(f"deployment {name} is not known to the server; is `kup up` serving it?") from None
-    console.print(f"flow run {run.name} ({run.id}) of {name}: {run.state_name}")
+    console.print(f"flow run {run.name} ({run.id}) of {name}: {run.state_name}", markup=False)
+    if wait:
+        _print_finished_run(name.split("/", 1)[0], run)
     console.print(f"{dashboard_url(s.prefect_api_url)}/runs/flow-run/{run.id}")
     if wait and not (run.state and run.state.is_completed()):
         raise typer.Exit(1)
+
+
+def _print_finished_run(flow: str, run) -> None:
+    """What the run did: its figures when its result is readable, else its summary artifact, else its message."""
+    from flows.run_results import SUMMARY_KEYS, run_result, summary_text
+    from flows.views import print_run_figures
+
+    if (result := run_result(run)) is not None:
+        print_run_figures(flow, result, console)
+    elif flow in SUMMARY_KEYS and (text := summary_text(run.id, SUMMARY_KEYS[flow])):
+        console.print(text, markup=False)
+    if run.state and run.state.message and not run.state.is_completed():
+        err_console.print(f"{run.state_name}: {run.state.message}", markup=False)
 
 
 @app.command()

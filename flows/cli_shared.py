@@ -17,6 +17,17 @@ from flows.settings import Settings, load_settings
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
+PIPED_WIDTH = 100_000  # output to a pipe or a file is never wrapped or cut to the 80 columns rich assumes
+
+
+def fit_consoles() -> None:
+    """A terminal gets its own width; a pipe or a file gets whole lines (tables, long errors) to read or grep."""
+    for c in (console, err_console):
+        c.width = None  # measure again: CliRunner and subprocess callers swap sys.stdout between invocations
+        if not c.is_terminal:
+            c.width = PIPED_WIDTH
+
+
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _overrides: dict[str, object] = {}

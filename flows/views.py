@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connectors import load_sources
 from connectors.sql import SqlCursor
@@ -15,6 +16,7 @@ from errors import ConfigError
 from errors.redact import mask_url
 from flows.runtime import Runtime
 from indexing import SearchResult, now_utc, percentiles
+from indexing.reports import human_duration
 
 if TYPE_CHECKING:  # answering loads the language model's libraries: only the type is needed here
     from answering import Answer
@@ -35,6 +37,44 @@ def _ago(when: datetime | None, now: datetime) -> str:
     return f"{seconds // 3600}h ago" if seconds < 172800 else f"{when:%Y-%m-%d %H:%M} UTC"
 
 
+FRESHNESS_WINDOW_HOURS = 24
+
+
+def _lag_figures(values: list[float]) -> dict[str, Any]:
+    return {**percentiles(values), "count": len(values)}
+
+
+def freshness_data(catalog, now: datetime) -> dict[str, Any]:
+    """Time to searchable for documents first seen in the last day: from first seen (all) and from publication
+    (items published after their source was added), in seconds."""
+    lags = catalog.searchable_lags(now - timedelta(hours=FRESHNESS_WINDOW_HOURS))
+    return {
+        "window_hours": FRESHNESS_WINDOW_HOURS,
+        "first_seen_to_searchable_seconds": _lag_figures(lags["first_seen"]),
+        "published_to_searchable_seconds": _lag_figures(lags["published"]),
+    }
+
+
+def freshness_lines(freshness: dict[str, Any]) -> list[str]:
+    """The two lags in words; "n/a" with the reason when there is nothing to measure."""
+    hours = freshness["window_hours"]
+    seen, published = freshness["first_seen_to_searchable_seconds"], freshness["published_to_searchable_seconds"]
+    if not seen["count"]:
+        return [f"freshness: n/a (nothing indexed in {hours} h)"]
+    lines = [
+        f"freshness ({seen['count']} document(s) first seen in the last {hours} h):",
+        f"  first seen to searchable: p50 {human_duration(seen['p50'])}, p95 {human_duration(seen['p95'])}",
+    ]
+    if published["count"]:
+        lines.append(
+            f"  published to searchable:  p50 {human_duration(published['p50'])}, "
+            f"p95 {human_duration(published['p95'])} ({published['count']} published after their source was added)"
+        )
+    else:
+        lines.append("  published to searchable:  n/a (nothing published since its source was added)")
+    return lines
+
+
 def _cursor_position(state: dict[str, Any], now: datetime) -> tuple[Any, float | None]:
     """An SQL source's cursor (the last committed change) and how far behind now it is."""
     cursor = SqlCursor.from_json((state.get("cursor") or {}).get("position"))
@@ -46,21 +86,22 @@ def status_data(runtime: Runtime) -> dict[str, Any]:
     catalog = runtime.catalog
     now = now_utc()
     raw = catalog.status()
+    configured: list[str] | None
     try:
         configured = [s.name for s in load_sources(settings.sources_file)]
         sources_error = None
-    except ConfigError as exc:
-        configured, sources_error = [], str(exc)
+    except ConfigError as exc:  # unreadable: which sources are configured is unknown, not "none"
+        configured, sources_error = None, str(exc)
     states = {s["source"]: s for s in raw["sources"]}
     rows = []
-    for name in sorted(set(configured) | set(raw["documents"]) | set(states)):
+    for name in sorted(set(configured or ()) | set(raw["documents"]) | set(states)):
         counts = raw["documents"].get(name, {})
         state = states.get(name, {})
         position, lag = _cursor_position(state, now)
         rows.append(
             {
                 "source": name,
-                "configured": name in configured,
+                "configured": None if configured is None else name in configured,
                 "kind": state.get("kind", "feed"),
                 "documents": sum(n for s, n in counts.items() if s != "deleted"),
                 "by_status": counts,
@@ -97,7 +138,7 @@ def status_data(runtime: Runtime) -> dict[str, Any]:
             "totals": last["summary"].get("totals"),
             "failed_sources": last["summary"].get("failed_sources", []),
         },
-        "freshness_lag_seconds": percentiles(catalog.freshness_lags(now - timedelta(hours=24))),
+        "freshness": freshness_data(catalog, now),
         "failures": raw["failures"],
         "quarantined": raw["quarantined"],
         "as_of": now,
@@ -110,7 +151,11 @@ def print_status(data: dict[str, Any], console: Console) -> None:
     console.print(f"catalog   {data['catalog']}")
     console.print(f"index     {data['index']} ({data['points']} points)")
     if data["sources_file_error"]:
-        console.print(f"[yellow]sources   {data['sources_file_error']}[/yellow]")
+        console.print(
+            f"sources   cannot be read, so below is what the catalog holds: {data['sources_file_error']}",
+            style="yellow",
+            markup=False,
+        )
     table = Table(title="Sources")
     for column in ("source", "kind", "docs", "indexed", "pending", "failed", "quarantined", "deleted", "last success"):
         table.add_column(column)
@@ -132,32 +177,31 @@ def print_status(data: dict[str, Any], console: Console) -> None:
             notes.append(f"{row['source']}: failing x{row['consecutive_failures']}: {row['last_error']}")
         if row["warning"]:
             notes.append(f"{row['source']}: warning: {row['warning']}")
-        if not row["configured"]:
+        if row["configured"] is False:
             notes.append(f"{row['source']}: no longer in the sources file")
         if row["cursor"] is not None:
             lag = row["cursor_lag_seconds"]
-            notes.append(
-                f"{row['source']}: cursor {row['cursor']}" + (f" (lag {lag:.0f} s)" if lag is not None else "")
-            )
+            behind = f" (lag {human_duration(lag)})" if lag is not None else ""
+            notes.append(f"{row['source']}: cursor {row['cursor']}{behind}")
     console.print(table)
     for note in notes:
         console.print(f"  {note}", markup=False)
-    lag = data["freshness_lag_seconds"]
     last = data["last_refresh"]
     console.print(
         f"pending work: {data['pending']} document(s)   "
-        f"last refresh: {_ago(last['finished_at'], now) if last else 'never'}   "
-        f"freshness lag (24h): p50 {lag['p50'] if lag['p50'] is not None else '-'} s, "
-        f"p95 {lag['p95'] if lag['p95'] is not None else '-'} s"
+        f"last refresh: {_ago(last['finished_at'], now) if last else 'never'}",
+        markup=False,
     )
+    for line in freshness_lines(data["freshness"]):
+        console.print(line, markup=False)
     if data["failures"]:
         console.print(f"\nOpen failures ({len(data['failures'])}, newest first):")
         for f in data["failures"][:10]:
-            console.print(f"  {f['source']} [{f['stage']}] {f['item'][:60]}: {f['reason'][:100]} (x{f['attempts']})")
+            console.print(f"  {f['source']} ({f['stage']}) {f['item']}: {f['reason']} (x{f['attempts']})", markup=False)
     if data["quarantined"]:
         console.print(f"\nQuarantined ({len(data['quarantined'])}):")
         for q in data["quarantined"][:10]:
-            console.print(f"  {q['source']} {q['external_id'][:60]}: {q['last_error']}")
+            console.print(f"  {q['source']} {q['external_id']}: {q['last_error']}", markup=False)
 
 
 def search_data(result: SearchResult) -> dict[str, Any]:
@@ -210,7 +254,7 @@ def print_search(data: dict[str, Any], console: Console) -> None:
 
 
 def print_refresh(summary: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"Refresh ({summary['seconds']} s)")
+    table = Table(title=f"Refresh ({human_duration(summary['seconds'])})")
     for column in ("source", "new", "updated", "unchanged", "failed", "note"):
         table.add_column(column)
     for row in summary["sources"]:
@@ -218,16 +262,42 @@ def print_refresh(summary: dict[str, Any], console: Console) -> None:
         if row["fallbacks"]:
             note = (note + f"; {row['fallbacks']} from feed text").lstrip("; ")
         table.add_row(
-            row["source"], str(row["new"]), str(row["updated"]), str(row["unchanged"]), str(row["failed"]), note[:100]
+            row["source"], str(row["new"]), str(row["updated"]), str(row["unchanged"]), str(row["failed"]), Text(note)
         )
     console.print(table)
     index = summary["index"]
     lag = summary["freshness_lag_seconds"]
     console.print(
         f"indexed {index['documents']} document(s): {index['embedded']} chunk(s) embedded, {index['reused']} reused, "
-        f"{index['unchanged']} unchanged, {index['deleted']} deleted, {index['failed']} failed; "
-        f"freshness lag p50 {lag['p50']} s, p95 {lag['p95']} s"
+        f"{index['unchanged']} unchanged, {index['deleted']} deleted, {index['failed']} failed",
+        markup=False,
     )
+    if lag["p50"] is not None:
+        console.print(
+            f"published to searchable: p50 {human_duration(lag['p50'])}, p95 {human_duration(lag['p95'])}",
+            markup=False,
+        )
+    if verdict := summary.get("verdict"):
+        console.print(verdict["message"], style=None if verdict["status"] == "healthy" else "yellow", markup=False)
+
+
+def print_run_figures(flow: str, result: dict[str, Any], console: Console) -> None:
+    """A finished reindex's or backfill's figures in one line."""
+    if flow == "reindex":
+        line = (
+            f"rebuilt {result['documents']} document(s) into {result['chunks']} chunk(s) in "
+            f"{human_duration(result['seconds'])}; searches now use collection {result['collection']}; "
+            f"{result['requeued']} document(s) changed meanwhile and go to the next refresh"
+        )
+    elif flow == "backfill":
+        line = (
+            f"backfill of {result['source']} ({result['window']}): {result['new']} new, {result['updated']} updated, "
+            f"{result['unchanged']} unchanged; {result['indexed']} document(s) indexed, "
+            f"{result['embedded']} chunk(s) embedded" + (f"; failed: {result['error']}" if result.get("error") else "")
+        )
+    else:
+        line = ", ".join(f"{key} {value}" for key, value in result.items())
+    console.print(line, markup=False)
 
 
 def print_answer_end(answer: Answer, console: Console, err_console: Console) -> None:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
 
 from errors import InputError
+from fixtures.kup_up import free_port
 from flows.cli import app, parse_when
+from flows.refresh import refresh  # noqa: F401 - imports Prefect here: its log handlers keep pytest's stderr
 
-pytestmark = pytest.mark.usefixtures("prefect_harness", "restore_environ")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "restore_environ", "no_prefect_server")
+
+FRESHNESS_KEYS = ("first_seen_to_searchable_seconds", "published_to_searchable_seconds")
+
+
+@pytest.fixture
+def no_prefect_server(monkeypatch) -> None:
+    """Nothing answers at the Prefect API URL: `kup refresh` runs in-process (a server on 4200 must not count)."""
+    monkeypatch.setenv("KUP_PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
 
 
 def kup(*args: str, env: dict[str, str] | None = None):
@@ -24,6 +35,7 @@ def test_refresh_search_and_status(pipeline) -> None:
     result = kup("refresh")
     assert result.exit_code == 0, result.output
     assert "world" in result.output and "indexed 3 document(s)" in result.output
+    assert "index is fresh" in result.stdout
 
     found = kup("search", "Story number 2", "--limit", "2", "--json")
     assert found.exit_code == 0, found.output
@@ -41,10 +53,33 @@ def test_refresh_search_and_status(pipeline) -> None:
     assert world["source"] == "world" and world["by_status"] == {"indexed": 3} and world["last_error"] is None
     assert status["pending"] == 0 and status["points"] > 3
     assert status["last_refresh"]["totals"]["new"] == 3
-    assert status["freshness_lag_seconds"]["p95"] is not None
+    seen, published = (status["freshness"][k] for k in FRESHNESS_KEYS)
+    assert seen["count"] == 3 and 0 <= seen["p50"] <= seen["p95"] < 600
+    # The feed's first pull carried items published before kup knew the source: no publication lag yet.
+    assert published == {"p50": None, "p95": None, "count": 0}
 
     table = kup("status")
-    assert table.exit_code == 0 and "world" in table.output and "freshness lag" in table.output
+    assert table.exit_code == 0 and "world" in table.output
+    assert "first seen to searchable: p50 " in table.output
+    assert "published to searchable:  n/a (nothing published since its source was added)" in table.output
+    assert "None" not in table.output and not re.search(r"\d\.\d{3} s", table.output)  # no raw seconds
+
+    pipeline.publish("/world", 2, start=3, age_minutes=0, etag='"v2"')  # published after the source was added
+    assert kup("refresh").exit_code == 0
+    published = json.loads(kup("status", "--json").stdout)["freshness"]["published_to_searchable_seconds"]
+    assert published["count"] == 2 and published["p50"] is not None
+    table = kup("status")
+    assert re.search(r"published to searchable:  p50 [0-9.]+ (s|min)", table.output), table.output
+    assert "(2 published after their source was added)" in table.output
+
+
+def test_status_with_nothing_indexed_says_so(pipeline) -> None:
+    pipeline.write_sources({"world": "/world"})
+    table = kup("status")
+    assert table.exit_code == 0 and "freshness: n/a (nothing indexed in 24 h)" in table.output
+    assert "None" not in table.output and "- s" not in table.output
+    data = json.loads(kup("status", "--json").stdout)
+    assert data["freshness"]["first_seen_to_searchable_seconds"] == {"p50": None, "p95": None, "count": 0}
 
 
 def test_flags_select_another_pipeline(pipeline, tmp_path) -> None:
