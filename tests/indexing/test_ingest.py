@@ -79,3 +79,35 @@ def test_a_failing_feed_is_reported_not_raised(parts) -> None:
     assert again.error and catalog.failure_streaks() == {"world": 2}
     skipped = ingest_source(_source(pipeline, "/gone"), catalog, fetcher)  # backing off now
     assert skipped.skipped and skipped.skipped.startswith("backing off after failures")
+    assert "probe: HTTP 404" in skipped.skipped  # probed cheaply, still down: no new failure counted
+    assert catalog.failure_streaks() == {"world": 2}
+
+
+def test_a_backing_off_feed_that_answers_again_is_pulled_at_once(parts) -> None:
+    pipeline, catalog, fetcher = parts
+    pipeline.server.set("/world", "down", status=503, content_type="text/plain")
+    for _ in range(2):
+        ingest_source(_source(pipeline, "/world"), catalog, fetcher)
+    assert catalog.source_due("world")  # backing off for two minutes now
+    pipeline.publish("/world", 2)  # the outage ends
+
+    report = ingest_source(_source(pipeline, "/world"), catalog, fetcher)
+
+    assert report.ok and not report.skipped and report.new == 2
+    assert catalog.failure_streaks() == {"world": 0} and catalog.source_due("world") is None
+
+
+def test_an_unexpected_error_in_a_pull_is_recorded_as_the_sources_failure(parts, monkeypatch) -> None:
+    pipeline, catalog, fetcher = parts
+    pipeline.publish("/world", 1)
+
+    def broken_parser(*args, **kwargs):
+        raise RuntimeError("parser bug near postgresql://reader:hunter2@db.example/news\nsecond line")
+
+    monkeypatch.setattr("connectors.feeds.parse_feed", broken_parser)
+    report = ingest_source(_source(pipeline, "/world"), catalog, fetcher)
+
+    assert report.error == "unexpected RuntimeError: parser bug near postgresql://reader:***@db.example/news"
+    [state] = catalog.status()["sources"]
+    assert state["consecutive_failures"] == 1 and state["last_error"] == report.error
+    assert "hunter2" not in str(catalog.status())
