@@ -273,15 +273,26 @@ def api(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8077,
 ) -> None:
-    """Serve /search and /ask over HTTP (JSON; OpenAPI schema at /docs)."""
+    """Serve /search and /ask over HTTP (JSON; OpenAPI schema at /docs). Beyond 127.0.0.1 it needs KUP_API_KEY."""
     import uvicorn
 
     from answering.api import create_app
+    from answering.api_guards import ApiGuards, check_binding
     from flows.runtime import Runtime
 
-    with Runtime(settings()) as rt:
-        console.print(f"kup API on http://{host}:{port} (docs at /docs)")
-        uvicorn.run(create_app(rt.answerer), host=host, port=port, log_level="warning")
+    s = settings()
+    key = s.api_key.get_secret_value() if s.api_key else None
+    check_binding(host, key)
+    guards = ApiGuards(
+        api_key=key,
+        allowed_hosts=[host, *s.api_hosts],
+        max_body_bytes=s.api_max_body_bytes,
+        generate_at_once=s.api_generate_at_once,
+        generate_waiting=s.api_generate_waiting,
+    )
+    with Runtime(s) as rt:
+        console.print(f"kup API on http://{host}:{port} (docs at /docs; key {'required' if key else 'off'})")
+        uvicorn.run(create_app(rt.answerer, guards), host=host, port=port, log_level="warning")
 
 
 app.command()(cli_training.finetune)
