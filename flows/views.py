@@ -124,7 +124,7 @@ def status_data(runtime: Runtime) -> dict[str, Any]:
         "sources_file": str(settings.sources_file),
         "sources_file_error": sources_error,
         "catalog": mask_url(settings.resolved_catalog_url),
-        "index": settings.qdrant_url or str(settings.index_path),
+        "index": mask_url(settings.qdrant_url) if settings.qdrant_url else str(settings.index_path),
         "points": runtime.store.count(),
         "totals": totals,
         "pending": totals.get("pending", 0) + totals.get("failed", 0),

@@ -241,3 +241,33 @@ def test_qdrant_credentials_never_reach_an_api_response(dense, sparse, tmp_path)
     detail = down.json()["detail"]
     assert down.status_code == 503 and "Qdrant" in detail and f"127.0.0.1:{port}" in detail
     assert "hunter2" not in down.text and "qdrant-key-77" not in down.text
+
+
+def test_kup_api_refuses_a_public_address_without_a_key(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    env = {"KUP_DATA_DIR": str(tmp_path / "data"), "KUP_API_KEY": ""}
+    refused = CliRunner().invoke(app, ["api", "--host", "0.0.0.0", "--port", "1"], env=env, catch_exceptions=False)
+    assert refused.exit_code == 2 and "KUP_API_KEY" in refused.output and "Traceback" not in refused.output
+    assert len(refused.output.strip().splitlines()) <= 2  # one sentence (the console may wrap it once)
+
+
+def test_kup_status_masks_the_qdrant_credentials(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        "KUP_DATA_DIR": str(tmp_path / "data"),
+        "KUP_SOURCES_FILE": str(tmp_path / "sources.yaml"),
+        "KUP_QDRANT_URL": f"http://kup:hunter2-pass@127.0.0.1:{port}",
+        "KUP_QDRANT_API_KEY": "qdrant-key-77",
+    }
+    shown = CliRunner().invoke(app, ["status"], env=env, catch_exceptions=False)
+    assert f"127.0.0.1:{port}" in shown.output
+    assert "hunter2" not in shown.output and "qdrant-key-77" not in shown.output
