@@ -231,7 +231,11 @@ def refresh_runs(api: str) -> dict:
         timeout=30,
     ).json()
     states = Counter((r.get("state") or {}).get("type", "?") for r in runs)
-    names = Counter((r.get("state") or {}).get("name", "?") for r in runs)
+    names = Counter(
+        (r.get("state") or {}).get("name", "?")
+        for r in runs
+        if (r.get("state") or {}).get("type") not in ("SCHEDULED", "PENDING")  # the schedule's future runs
+    )
     failed = [r for r in runs if (r.get("state") or {}).get("type") in ("FAILED", "CRASHED")]
     return {
         "runs": sum(states[s] for s in ("COMPLETED", "FAILED", "CRASHED")),
