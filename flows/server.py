@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -80,3 +81,27 @@ def stop_server(process: subprocess.Popen | None) -> None:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def serve_deployments(deployments: list) -> None:
+    """Serve runner deployments until Ctrl-C or SIGTERM, both ending the same clean way.
+
+    Prefect's ``serve`` installs a SIGTERM handler that calls ``Runner.stop()`` from inside the running event
+    loop, which only creates the ``astop`` coroutine and never awaits it ("coroutine 'Runner.astop' was never
+    awaited"). Here SIGTERM interrupts like Ctrl-C: the loop is cancelled and the runner leaves through its own
+    clean-up, pausing its schedules.
+    """
+    import asyncio
+
+    from prefect.runner import Runner
+
+    class _Runner(Runner):
+        def handle_sigterm(self, *args: object, **kwargs: object) -> None:
+            raise KeyboardInterrupt
+
+    runner = _Runner(pause_on_shutdown=True)
+    for deployment in deployments:
+        deployment.work_pool_name = None  # served deployments need no work pool
+        runner.add_deployment(deployment)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runner.start())

@@ -1,0 +1,47 @@
+"""Serving deployments: SIGTERM stops the runner as cleanly as Ctrl-C does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SERVE = """
+from flows.deployments import read_specs, runner_deployments
+from flows.server import serve_deployments
+specs = [s for s in read_specs() if s.name == "reindex"]
+print("serving", flush=True)
+serve_deployments(runner_deployments(specs))
+print("stopped cleanly", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_sigterm_stops_serving_without_an_unawaited_coroutine_or_traceback(tmp_path) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()
+    env = {**os.environ, "PREFECT_API_URL": api, "KUP_DATA_DIR": str(tmp_path / "data")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json():
+        assert process.poll() is None and time.monotonic() < deadline, "the deployment was never served"
+        time.sleep(0.5)
+    time.sleep(2)  # the runner's polling loop is running now
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 0, output[-3000:]
+    assert "stopped cleanly" in output
+    assert "never awaited" not in output and "Traceback" not in output
