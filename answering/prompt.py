@@ -2,13 +2,16 @@
 
 Retrieved text is data, not instructions: every passage sits inside its own delimited block, any
 delimiter inside a passage is defused, and the instructions say to ignore instructions found in
-passages.
+passages. Passage text, titles and the question never reach the tokenizer as one of its special tokens
+or as a delimiter, in any case or entity spelling (``answering.defuse``), whatever store they came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+
+from answering.defuse import attribute, defuse
 
 INSTRUCTIONS = (
     "Answer the question using only the numbered passages. Cite each fact with the number of the passage it "
@@ -47,19 +50,14 @@ class PromptStyle:
 DEFAULT_STYLE = PromptStyle()
 
 
-def _defuse(text: str) -> str:
-    """A passage cannot close its block or open a new one."""
-    return text.replace("<passage", "‹passage").replace("</passage", "‹/passage")
-
-
-def passage_block(number: int, passage: Passage, style: PromptStyle = DEFAULT_STYLE) -> str:
+def passage_block(number: int, passage: Passage, style: PromptStyle = DEFAULT_STYLE, tokenizer=None) -> str:
     published = passage.published
     if published and style.date_only:
         published = published[:10]
     fields = (("title", passage.title if style.titles else None), ("published", published if style.dates else None))
-    meta = " ".join(f'{key}="{_defuse(str(value)).replace(chr(34), chr(39))}"' for key, value in fields if value)
+    meta = " ".join(f'{key}="{attribute(str(value), tokenizer)}"' for key, value in fields if value)
     head = f"<passage {number} {meta}>" if meta else f"<passage {number}>"
-    return f"{head}\n{_defuse(passage.text.strip())}\n</passage {number}>"
+    return f"{head}\n{defuse(passage.text.strip(), tokenizer)}\n</passage {number}>"
 
 
 def _chat(tokenizer, system: str, user: str) -> str:
@@ -73,12 +71,13 @@ def _chat(tokenizer, system: str, user: str) -> str:
 
 
 def rag_prompt(tokenizer, question: str, passages: Sequence[Passage], style: PromptStyle = DEFAULT_STYLE) -> str:
-    blocks = "\n\n".join(passage_block(i, p, style) for i, p in enumerate(passages, 1))
-    return _chat(tokenizer, style.instructions, f"Passages:\n\n{blocks}\n\nQuestion: {question.strip()}")
+    blocks = "\n\n".join(passage_block(i, p, style, tokenizer) for i, p in enumerate(passages, 1))
+    question = defuse(question.strip(), tokenizer)
+    return _chat(tokenizer, style.instructions, f"Passages:\n\n{blocks}\n\nQuestion: {question}")
 
 
 def closed_book_prompt(tokenizer, question: str) -> str:
-    return _chat(tokenizer, CLOSED_BOOK, f"Question: {question.strip()}")
+    return _chat(tokenizer, CLOSED_BOOK, f"Question: {defuse(question.strip(), tokenizer)}")
 
 
 def count_tokens(tokenizer, text: str) -> int:
@@ -99,7 +98,8 @@ def fit_passages(
         shell = replace(passage, text="")
         room = budget - count_tokens(tokenizer, rag_prompt(tokenizer, question, [*kept, shell], style))
         if room >= 32:
-            ids = tokenizer(passage.text, add_special_tokens=False)["input_ids"][: room - 4]
+            # Cut the defused text: defusing lengthens a hostile passage, which must still fit the budget.
+            ids = tokenizer(defuse(passage.text, tokenizer), add_special_tokens=False)["input_ids"][: room - 4]
             kept.append(replace(passage, text=tokenizer.decode(ids) + " …"))
         break
     return kept
