@@ -1,7 +1,8 @@
 """The ``kup`` command line. User mistakes print one sentence, not a traceback.
 
 Commands: ``refresh``, ``search``, ``status``, ``backfill``, ``reindex``, ``ask``, ``api``, ``finetune``,
-``adapters list|promote|rollback`` (those two in ``flows.cli_training``) and ``up``. Global flags choose
+``adapters list|promote|rollback`` (those two in ``flows.cli_training``), ``models prepare`` (``flows.cli_models``)
+and ``up``. Global flags choose
 the pipeline (data dir, sources file, catalog and Qdrant URLs); what commands print lives in the views.
 """
 
@@ -16,6 +17,7 @@ import typer
 
 from errors import InputError, KupError
 from flows import cli_training
+from flows.cli_models import announce_preparation, models_app
 from flows.cli_shared import (
     choose_settings,
     console,
@@ -256,7 +258,9 @@ def ask(
     from flows.views import print_answer_end, to_json
 
     recent_since(recent)  # refuses a non-positive or absurd --recent before the model loads
-    with Runtime(settings()) as rt:
+    s = settings()
+    announce_preparation(s)
+    with Runtime(s) as rt:
         stream = None if as_json else (lambda piece: console.print(piece, end="", markup=False, highlight=False))
         answer = rt.answerer.answer(
             question, mode=mode, k=k, recent_days=recent, sources=source or None, on_text=stream
@@ -297,6 +301,7 @@ def api(
 
 app.command()(cli_training.finetune)
 app.add_typer(cli_training.adapters_app, name="adapters")
+app.add_typer(models_app, name="models")
 
 
 @app.command()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from errors import KupError
+from flows.cli_models import announce_preparation
 from flows.cli_shared import console, friendly, report_to_running_server, settings
 
 
@@ -22,6 +23,7 @@ def finetune(
 
     s = settings()
     load_recipe(recipe or s.recipe, method=method)  # a bad recipe fails here, with every problem listed
+    announce_preparation(s)
     report_to_running_server(s)
     from flows.finetune import finetune as finetune_flow
     from flows.views import to_json

@@ -4,7 +4,9 @@ data directory, so later loads take a second instead of twenty."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import logging
 import os
 import shutil
@@ -19,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE = "smollm2"  # the packaged SmolLM2-135M-Instruct
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PREPARED_MB = 520  # the de-quantized fp32 copy of SmolLM2-135M on disk (517 MB measured)
 
 
 @dataclass
@@ -62,7 +65,10 @@ def _dequantize_to(cache: Path) -> None:
     gguf = packaged_gguf()
     logger.info("de-quantizing %s into %s (once)", gguf.name, cache)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # transformers draws its own tqdm bar over the GGUF tensors (not switched off by its progress-bar setting);
+    # kup's callers say what happens in one line instead.
+    with contextlib.redirect_stderr(io.StringIO()):
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # save_pretrained refuses a GGUF-loaded model: rebuild it from its config, without quantization_config.
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     if hasattr(config, "quantization_config"):
@@ -76,11 +82,24 @@ def _dequantize_to(cache: Path) -> None:
     os.replace(tmp, cache)
 
 
+def _cache_dir(data_dir: Path) -> Path:
+    return data_dir / "models" / "SmolLM2-135M-Instruct"
+
+
+def pending_preparation(ref: str | None, data_dir: Path) -> Path | None:
+    """Where the packaged model will be de-quantized on first use (about a minute, ``PREPARED_MB`` on disk) when
+    that has not happened yet; None when loading the base model prepares nothing."""
+    if (ref or DEFAULT_BASE) != DEFAULT_BASE:
+        return None
+    cache = _cache_dir(data_dir)
+    return None if (cache / "config.json").exists() else cache
+
+
 def resolve_base(ref: str | None, data_dir: Path) -> tuple[str, Path]:
     """(name, directory) of the base model: the packaged SmolLM2 (cached on first use) or a local directory."""
     ref = ref or DEFAULT_BASE
     if ref == DEFAULT_BASE:
-        cache = data_dir / "models" / "SmolLM2-135M-Instruct"
+        cache = _cache_dir(data_dir)
         if not (cache / "config.json").exists():
             cache.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(cache) + ".lock"):
