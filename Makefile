@@ -7,7 +7,8 @@ bootstrap:
 	@./scripts/bootstrap
 
 up: bootstrap
-	.venv/bin/kup up
+	@echo "kup: starting the Prefect server and serving the deployments; the first refresh follows within a minute"
+	@.venv/bin/kup up
 
 test: bootstrap
 	.venv/bin/ruff check .

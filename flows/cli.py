@@ -309,6 +309,7 @@ app.add_typer(models_app, name="models")
 def up() -> None:
     """Start a local Prefect server if none answers, and serve every deployment in prefect.yaml."""
     import signal
+    import time
 
     from flows.deployments import read_specs, runner_deployments
     from flows.server import api_reachable, dashboard_url, start_server, stop_server
@@ -321,17 +322,23 @@ def up() -> None:
     specs = read_specs()
     server = None
     if api_reachable(s.prefect_api_url):
-        console.print(f"Using the Prefect server at {s.prefect_api_url}")
+        console.print(f"Using the Prefect server at {s.prefect_api_url}", markup=False)
     else:
-        console.print(f"Starting a Prefect server ({s.prefect_home}) ...")
+        console.print(f"Starting a Prefect server (its database in {s.prefect_home}) ...", markup=False)
+        started = time.monotonic()
         server = start_server(s)
+        console.print(f"Prefect server ready in {time.monotonic() - started:.0f} s", markup=False)
     os.environ["PREFECT_API_URL"] = s.prefect_api_url
     try:
         from prefect import serve
 
+        console.print("Loading the flows declared in prefect.yaml ...")
         deployments = runner_deployments(specs)
-        console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}")
-        console.print("Serving: " + ", ".join(spec.full_name for spec in specs) + "  (Ctrl-C stops)")
+        console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}", markup=False)
+        console.print("Serving: " + ", ".join(spec.full_name for spec in specs) + "  (Ctrl-C stops)", markup=False)
+        from flows.up_progress import announce_first_run
+
+        announce_first_run(s.prefect_api_url, specs, console)
         serve(*deployments, print_starting_message=False)
     finally:
         stop_server(server)

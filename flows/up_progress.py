@@ -1,0 +1,72 @@
+"""What ``kup up`` says while it waits: when the first scheduled run of each served deployment starts, so the
+minute before the first refresh is not silent."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import httpx
+from rich.console import Console
+
+from flows.deployments import DeploymentSpec
+
+WAIT_FOR_SCHEDULE = 180.0  # seconds to look for the first scheduled run (the scheduler creates them within a minute)
+
+
+def first_scheduled_run(api_url: str, deployment: str, timeout: float = 5.0) -> datetime | None:
+    """Expected start of the earliest scheduled run of ``deployment`` (its name), or None when none is scheduled."""
+    body = {
+        "deployments": {"name": {"any_": [deployment]}},
+        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+        "sort": "EXPECTED_START_TIME_ASC",
+        "limit": 1,
+    }
+    try:
+        response = httpx.post(f"{api_url.rstrip('/')}/flow_runs/filter", json=body, timeout=timeout)
+        response.raise_for_status()
+        runs = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not runs or not runs[0].get("expected_start_time"):
+        return None
+    return datetime.fromisoformat(runs[0]["expected_start_time"].replace("Z", "+00:00"))
+
+
+def schedule_words(spec: DeploymentSpec) -> str:
+    """A deployment's schedules in words: ``every 60 s``, ``cron 0 3 * * * (UTC)``."""
+    words = []
+    for schedule in spec.schedules:
+        if "interval" in schedule:
+            words.append(f"every {schedule['interval']} s")
+        elif "cron" in schedule:
+            words.append(f"cron {schedule['cron']} ({schedule.get('timezone', 'UTC')})")
+        elif "rrule" in schedule:
+            words.append(f"rrule {schedule['rrule']}")
+    return ", ".join(words)
+
+
+def announce_first_run(api_url: str, specs: list[DeploymentSpec], console: Console) -> threading.Thread | None:
+    """In the background, print when the first scheduled refresh starts (or that none was scheduled in time)."""
+    [refresh] = [spec for spec in specs if spec.name == "refresh"] or [None]
+    if refresh is None or not refresh.schedules:
+        return None
+
+    def watch() -> None:
+        deadline = time.monotonic() + WAIT_FOR_SCHEDULE
+        while time.monotonic() < deadline:
+            if (when := first_scheduled_run(api_url, refresh.name)) is not None:
+                wait = max(0, round((when - datetime.now(UTC)).total_seconds()))
+                console.print(
+                    f"First refresh at {when.astimezone(UTC):%H:%M:%S} UTC (in {wait} s), then "
+                    f"{schedule_words(refresh)}; each run shows in the dashboard and `kup status`",
+                    markup=False,
+                )
+                return
+            time.sleep(2)
+        console.print(f"No refresh scheduled after {WAIT_FOR_SCHEDULE:.0f} s; `kup refresh` runs one now", markup=False)
+
+    thread = threading.Thread(target=watch, name="kup-up-first-run", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,35 @@
+"""`kup up` says what it is doing before the first refresh: server, flows, dashboard, and when the first run starts."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from fixtures import start_kup_up
+from flows.deployments import DeploymentSpec
+from flows.up_progress import schedule_words
+
+pytestmark = pytest.mark.slow
+
+
+def test_kup_up_announces_the_first_refresh(tmp_path) -> None:
+    (tmp_path / "sources.yaml").write_text("sources: []\n")
+    settings = {"KUP_DATA_DIR": str(tmp_path / "data"), "KUP_SOURCES_FILE": str(tmp_path / "sources.yaml")}
+    up = start_kup_up(settings, serving={"refresh"})
+    try:
+        deadline = time.monotonic() + 150
+        while "First refresh at" not in up.output() and time.monotonic() < deadline:
+            time.sleep(2)
+    finally:
+        output = up.stop()
+    assert "Starting a Prefect server" in output and re.search(r"Prefect server ready in \d+ s", output)
+    assert "Loading the flows declared in prefect.yaml" in output
+    assert re.search(r"First refresh at \d\d:\d\d:\d\d UTC \(in \d+ s\), then every 60 s", output), output
+    assert "Traceback" not in output
+
+
+def test_schedules_in_words() -> None:
+    spec = DeploymentSpec("x", "flows/x.py:x", schedules=[{"interval": 60}, {"cron": "0 3 * * *", "timezone": "UTC"}])
+    assert schedule_words(spec) == "every 60 s, cron 0 3 * * * (UTC)"
