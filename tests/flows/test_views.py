@@ -10,7 +10,7 @@ from rich.console import Console
 
 from answering import Answer, Citation
 from connectors.sql import SqlCursor
-from flows.views import _cursor_position, print_answer_end
+from flows.views import _cursor_position, freshness_lines, print_answer_end, print_run_figures
 from flows.views_training import adapters_data, print_adapters, print_finetune
 from training.registry import AdapterRegistry
 
@@ -105,3 +105,44 @@ def test_the_adapter_list_marks_the_champion(tmp_path) -> None:
     assert lines[0].startswith(f"* {first.id}  mix_review passed") and "gain +20.00%  general +1.00%" in lines[0]
     assert lines[1].startswith(f"  {second.id}  mix_review rejected") and "gain -  general -  parent -" in lines[1]
     assert lines[2] == "(* = champion, used to answer questions)"
+
+
+def _freshness(seen: list[float | None], published: list[float | None]) -> dict:
+    def figures(values):
+        p50, p95, count = values
+        return {"p50": p50, "p95": p95, "count": count}
+
+    return {
+        "window_hours": 24,
+        "first_seen_to_searchable_seconds": figures(seen),
+        "published_to_searchable_seconds": figures(published),
+    }
+
+
+def test_freshness_reads_in_human_units() -> None:
+    assert freshness_lines(_freshness([None, None, 0], [None, None, 0])) == ["freshness: n/a (nothing indexed in 24 h)"]
+    lines = freshness_lines(_freshness([106.0, 10_800.0, 40], [75_355.038, 187_200.0, 12]))
+    assert lines == [
+        "freshness (40 document(s) first seen in the last 24 h):",
+        "  first seen to searchable: p50 1 min 46 s, p95 3 h",
+        "  published to searchable:  p50 20 h 55 min, p95 2 d 4 h (12 published after their source was added)",
+    ]
+    only_old = freshness_lines(_freshness([5.0, 9.5, 3], [None, None, 0]))
+    assert only_old[-1] == "  published to searchable:  n/a (nothing published since its source was added)"
+
+
+def test_a_finished_reindex_and_backfill_in_one_line() -> None:
+    console, out = recording()
+    reindex = {"documents": 12, "chunks": 240, "seconds": 95.2, "collection": "kup_v2", "requeued": 1}
+    print_run_figures("reindex", reindex, console)
+    assert out.getvalue().strip() == (
+        "rebuilt 12 document(s) into 240 chunk(s) in 1 min 35 s; searches now use collection kup_v2; "
+        "1 document(s) changed meanwhile and go to the next refresh"
+    )
+    console, out = recording()
+    backfill = {"source": "world", "window": "2026-11-01 00:00 to now", "new": 2, "updated": 1, "unchanged": 3}
+    print_run_figures("backfill", {**backfill, "indexed": 3, "embedded": 30, "error": None}, console)
+    assert out.getvalue().strip() == (
+        "backfill of world (2026-11-01 00:00 to now): 2 new, 1 updated, 3 unchanged; "
+        "3 document(s) indexed, 30 chunk(s) embedded"
+    )
