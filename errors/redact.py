@@ -8,13 +8,20 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 MASK = "***"
 # Query parameters that carry credentials (libpq's `password`, `sslpassword`, API tokens, signed URLs).
 _SECRET_PARAM = re.compile(r"(pass|pwd|secret|token|key|auth|signature|credential)", re.IGNORECASE)
-# scheme://user:password@host  (also inside longer text, e.g. a driver's error message)
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/\s:@]*):(?P<password>[^/\s@]*)@")
+# user:password@host, with or without a scheme (also inside longer text, e.g. a driver's error message)
+_USERINFO = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://|(?<![\w.:/@-]))(?P<user>[\w.%~+-]*):(?P<password>[^/\s@]+)@(?=[\w\[])"
+)
 _QUERY_SECRET = re.compile(
     r"(?P<name>[?&;\s](?:[A-Za-z_]*(?:pass|pwd|secret|token|api_?key|auth|signature|credential)[A-Za-z_]*))"
-    r"=(?P<value>[^&\s'\"]+)",
+    r"=(?P<value>[^&\s'\"()\[\]]+)",
     re.IGNORECASE,
 )
+
+
+def is_secret_param(name: str) -> bool:
+    """Whether a query parameter of that name carries a credential (``password``, ``sslpassword``, ``api_key`` ...)."""
+    return bool(_SECRET_PARAM.search(name))
 
 
 def mask_url(url: str) -> str:
@@ -31,7 +38,7 @@ def mask_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, MASK if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*")
+        query = urlencode([(k, MASK if is_secret_param(k) else v) for k, v in pairs], safe="*")
     # A second pass over the text catches what URL parsing missed (a malformed scheme, a URL in the path).
     return mask_text(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
 

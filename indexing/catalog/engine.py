@@ -12,10 +12,10 @@ from typing import Any
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from errors import ConfigError
-from errors.redact import mask_url
+from errors.redact import mask_text, mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ class CatalogEngine:
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
         except (ArgumentError, NoSuchModuleError) as exc:
-            raise ConfigError(f"catalog URL {mask_url(url)} is not usable ({exc}); check KUP_CATALOG_URL") from exc
+            raise ConfigError(
+                f"catalog URL {mask_url(url)} is not usable ({mask_text(str(exc))}); check KUP_CATALOG_URL"
+            ) from exc
         self.dialect = self.engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(f"catalog must be SQLite or PostgreSQL, not {self.dialect}; check KUP_CATALOG_URL")
@@ -48,8 +50,10 @@ class CatalogEngine:
             self._tune_sqlite()
         try:
             self._migrate()
-        except OperationalError as exc:
-            raise ConfigError(f"cannot open the catalog at {mask_url(url)}: {exc.orig}; check KUP_CATALOG_URL") from exc
+        except DBAPIError as exc:  # a refused connection, a bad option in the URL, a missing database
+            first = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+            reason = mask_text(first)
+            raise ConfigError(f"cannot open the catalog at {mask_url(url)}: {reason}; check KUP_CATALOG_URL") from exc
 
     def _tune_sqlite(self) -> None:
         database = self.engine.url.database

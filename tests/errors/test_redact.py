@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from errors.redact import mask_text, mask_url
+from errors.redact import is_secret_param, mask_text, mask_url
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,26 @@ def test_mask_text_hides_urls_inside_messages_and_named_secrets() -> None:
     masked = mask_text(message, ["hunter2"])
     assert "topsecret" not in masked and "other" not in masked and "hunter2" not in masked
     assert "connection to" in masked and "rejected" in masked
+
+
+def test_mask_text_is_stable_when_applied_twice_and_keeps_surrounding_punctuation() -> None:
+    message = "connect (postgresql://u@h/db?password=hunter2): cannot connect"
+    once = mask_text(message)
+    assert "hunter2" not in once and once.endswith("): cannot connect")
+    assert mask_text(once) == once
+
+
+def test_userinfo_without_a_scheme_is_masked_but_times_are_not() -> None:
+    assert "pw123" not in mask_text("could not reach user:pw123@qdrant.example:6333")
+    assert mask_text("next try at 12:30:00 UTC") == "next try at 12:30:00 UTC"
+    assert mask_text("ratio 3:1 at noon") == "ratio 3:1 at noon"
+
+
+def test_is_secret_param_names_credentials_only() -> None:
+    assert all(is_secret_param(n) for n in ("password", "sslpassword", "api_key", "access_token", "X-Auth"))
+    assert not any(is_secret_param(n) for n in ("sslmode", "page", "user", "host", "application_name"))
+
+
+def test_a_password_holding_a_colon_is_masked_whole() -> None:
+    masked = mask_text("could not connect to postgresql://kup:pa:ss-word@db/x")
+    assert "pa:ss" not in masked and "ss-word" not in masked and "db/x" in masked

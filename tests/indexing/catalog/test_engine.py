@@ -31,6 +31,15 @@ def test_bad_catalog_urls_are_config_errors(tmp_path) -> None:
     assert "s3cret-pw" not in str(info.value) and "***" in str(info.value)
 
 
+def test_a_bad_option_or_a_query_string_password_is_one_sentence_without_the_password() -> None:
+    with pytest.raises(ConfigError) as info:  # psycopg refuses the option: a ProgrammingError, not OperationalError
+        Catalog("postgresql+psycopg://kup@127.0.0.1:5432/test?bogus=1")
+    assert "KUP_CATALOG_URL" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        Catalog("postgresql+psycopg://kup@127.0.0.1:1/nowhere?password=hunter2-secret")
+    assert "hunter2-secret" not in str(info.value)
+
+
 def test_an_older_catalog_is_migrated_in_place_keeping_its_data(catalog_url: str) -> None:
     from alembic import command
     from alembic.config import Config
