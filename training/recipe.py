@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from errors import ConfigError
 
-Method = Literal["mix_review", "none", "l2"]
+Method = Literal["mix_review", "none", "l2", "recadam", "ewc"]
+Synthesis = Literal["none", "augment", "teacher"]
 
 
 class Gate(BaseModel):
@@ -22,15 +23,29 @@ class Gate(BaseModel):
     max_general_forgetting: Annotated[float, Field(ge=0)] = 0.02  # general NLL may rise at most 2%
     max_earlier_forgetting: Annotated[float, Field(ge=0)] = 0.02  # earlier updates' NLL: at most 2%
     min_new_gain: Annotated[float, Field(ge=0, le=1)] = 0.05  # new NLL must fall by at least 5%
+    probes: bool = True  # also judge by closed-book accuracy on probes (off: NLL only, said in the verdict)
+    min_probes: Annotated[int, Field(ge=1)] = 8  # fewer new probes than this: the gate fails and says so
+    min_probe_gain: Annotated[float, Field(ge=0, le=1)] = 0.05  # new-probe accuracy must rise 5 points
+    max_general_probe_drop: Annotated[float, Field(ge=0, le=1)] = 0.02  # general-probe accuracy: at most -2 points
+    max_fuar: Annotated[float, Field(ge=0)] = 0.2  # forgotten / (updated + acquired) probes (CKL, Jang et al. 2022)
 
 
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    method: Method = "mix_review"  # mix_review (He et al. 2021), none (plain fine-tune), l2 (pull to start)
+    method: Method = "mix_review"  # mix_review (He et al. 2021), none, l2 (pull to start), recadam, ewc
     mix_ratio: Annotated[float, Field(ge=0)] = 4.0  # review samples per new sample in the first epoch
     mix_decay: Annotated[float, Field(gt=0, le=1)] = 0.7  # review share shrinks by this factor each epoch
     l2_weight: Annotated[float, Field(ge=0)] = 0.1  # strength of the pull toward the starting adapter (l2)
+    recadam_coef: Annotated[float, Field(gt=0)] = 100.0  # RecAdam (Chen et al. 2020): quadratic pull strength
+    recadam_k: Annotated[float, Field(gt=0)] = 0.5  # steepness of the sigmoid that anneals the pull away
+    recadam_t0: Annotated[int, Field(ge=0)] = 20  # optimizer step at which the pull has halved
+    ewc_lambda: Annotated[float, Field(ge=0)] = 100.0  # EWC (Kirkpatrick et al. 2017): Fisher penalty strength
+    ewc_samples: Annotated[int, Field(ge=1)] = 16  # earlier samples used to estimate the diagonal Fisher
+    synthesis: Synthesis = "augment"  # none (raw text), augment (no model), teacher (plus model-written text)
+    paraphrases_per_doc: Annotated[int, Field(ge=0, le=64)] = 2  # restatements per new document
+    qa_per_doc: Annotated[int, Field(ge=0, le=64)] = 2  # teacher-written question-answer pairs per document
+    teacher_model: Path | None = None  # local Hugging Face model directory; None: the base model teaches
     epochs: Annotated[int, Field(ge=1, le=100)] = 3
     learning_rate: Annotated[float, Field(gt=0, le=1)] = 5e-4
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
@@ -59,6 +74,13 @@ class Recipe(BaseModel):
             raise ValueError("method l2 needs l2_weight > 0")
         if self.method == "mix_review" and self.mix_ratio == 0:
             raise ValueError("method mix_review needs mix_ratio > 0 (or choose method none)")
+        if self.method == "ewc" and self.ewc_lambda == 0:
+            raise ValueError("method ewc needs ewc_lambda > 0")
+        if self.teacher_model is not None and not (Path(self.teacher_model).expanduser() / "config.json").is_file():
+            raise ValueError(
+                f"teacher_model {self.teacher_model} is not a local Hugging Face model directory (no config.json); "
+                "name such a directory or remove teacher_model to let the base model teach"
+            )
         missing = [str(p) for p in self.general_corpus if not Path(p).is_file()]
         if missing:
             raise ValueError(f"general_corpus files not found: {', '.join(missing)}")
