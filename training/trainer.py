@@ -88,20 +88,33 @@ def train(
     pad_id: int,
     device: str,
     on_step: Callable[[int, int, float], None] | None = None,
+    fisher_data: Sequence[Sample] = (),
 ) -> TrainResult:
-    """Train ``model`` (a peft model) over the sampler's epochs. ``on_step(step, total, loss)`` reports progress."""
+    """Train ``model`` (a peft model) over the sampler's epochs. ``on_step(step, total, loss)`` reports progress;
+    ``fisher_data`` (the previous champion's data) is what EWC estimates its Fisher on."""
     import torch
     from transformers import get_cosine_schedule_with_warmup
+
+    from training.methods import RecAdam, ewc_penalty, fisher_diagonal  # loads torch: only when training
 
     set_seed(recipe.seed)
     plans = sampler.plan(recipe.epochs)
     epoch_batches = [batches(plan.items, recipe.batch_size) for plan in plans]
     total_steps = sum(math.ceil(len(b) / recipe.grad_accumulation) for b in epoch_batches)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    if recipe.method == "recadam":  # the annealed pull toward the start lives inside the optimizer
+        optimizer = RecAdam(
+            params, lr=recipe.learning_rate, coef=recipe.recadam_coef, k=recipe.recadam_k, t0=recipe.recadam_t0
+        )
+    else:
+        optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(recipe.warmup_ratio * total_steps), total_steps)
-    # The l2 method pulls the adapter toward where this update started (the champion), not toward zero.
-    anchor = [p.detach().clone() for p in params] if recipe.method == "l2" else None
+    # l2 and ewc pull the adapter toward where this update started (the champion), not toward zero.
+    anchor = [p.detach().clone() for p in params] if recipe.method in ("l2", "ewc") else None
+    fisher = None
+    if recipe.method == "ewc":
+        picked = list(fisher_data)[: recipe.ewc_samples]
+        fisher = fisher_diagonal(model, params, [collate([s], pad_id, device) for s in picked])
     # bf16 autocast on a GPU; plain fp32 on the CPU (bf16 matmuls there are slower, not faster).
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
 
@@ -115,7 +128,9 @@ def train(
             batch = collate(batch_samples, pad_id, device)
             with autocast:
                 loss = model(**batch).loss
-            if anchor is not None:  # L2 penalty toward the starting adapter weights
+            if fisher is not None:  # EWC: Fisher-weighted pull toward the champion's adapter
+                loss = loss + ewc_penalty(params, anchor, fisher, recipe.ewc_lambda)
+            elif anchor is not None:  # L2 penalty toward the starting adapter weights
                 loss = loss + recipe.l2_weight * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor, strict=True))
             (loss / recipe.grad_accumulation).backward()
             running += loss.item() / recipe.grad_accumulation
