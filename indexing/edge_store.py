@@ -1,16 +1,24 @@
 """Qdrant Edge: the Qdrant engine in-process (HNSW, WAL), the embedded default store.
 
 An open shard holds an exclusive lock on its WAL, so the shard is opened per operation (or per
-``session()``) under an inter-process file lock and closed promptly; opening takes milliseconds.
+``session()``) under an inter-process file lock and closed promptly. Opening is not free (about
+0.25 s at 23k chunks), so a long-lived process (the API) calls ``keep_open()``: its searcher then
+holds the shard and the lock between queries, and yields both when another process asks. A process
+that wants the shard announces it by touching ``<index>.want`` while it waits for the lock; the
+holder's watcher sees the mark within a few milliseconds, closes the shard and releases the lock,
+and takes them back once no one has asked for ``_LEASE`` seconds. A rebuild swaps the index under
+the same lock, so the searcher reopens the new one.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +43,11 @@ from indexing.store import (
 
 _errors = store_errors("Qdrant Edge index")
 
+logger = logging.getLogger(__name__)
+
 _LOCK_TIMEOUT = 120.0
+_LEASE = 2.0  # seconds a "want" mark keeps a holding searcher away after the last announced operation
+_WATCH_EVERY = 0.01  # how often a holding searcher looks for a "want" mark
 
 
 def _filter(
@@ -65,7 +77,9 @@ class EdgeStore(VectorStore):
         self.path = Path(path)
         self.dense_size = dense_size
         self._lock = FileLock(str(self.path) + ".lock", timeout=_LOCK_TIMEOUT)
+        self._want = Path(str(self.path) + ".want")
         self._local = threading.local()
+        self._holder: _Holder | None = None
 
     @property
     def location(self) -> str:
@@ -100,16 +114,51 @@ class EdgeStore(VectorStore):
         if shard is not None:
             yield shard
             return
-        try:
-            with self._lock:
-                shard = self._open(create)
-                try:
+        if self._holder is not None:
+            with self._holder.held(create) as shard:
+                if shard is not None:
                     yield shard
-                finally:
-                    if shard is not None:
-                        shard.close()
-        except TimeoutError as exc:
-            raise StoreError(f"index at {self.path} is busy (lock not free after {_LOCK_TIMEOUT:.0f}s)") from exc
+                    return
+        with self._exclusive(announce=self._holder is None):
+            shard = self._open(create)
+            try:
+                yield shard
+            finally:
+                if shard is not None:
+                    shard.close()
+
+    @contextmanager
+    def _exclusive(self, *, announce: bool = True) -> Iterator[None]:
+        """The inter-process lock; while waiting, ``announce`` keeps the "want" mark fresh so a holder yields."""
+        deadline = time.monotonic() + _LOCK_TIMEOUT
+        while True:
+            if announce:
+                self._announce()
+            try:
+                self._lock.acquire(timeout=min(0.25, _LEASE / 4))
+                break
+            except TimeoutError as exc:
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"index at {self.path} is busy (lock not free after {_LOCK_TIMEOUT:.0f}s)"
+                    ) from exc
+        try:
+            yield
+        finally:
+            if announce:
+                self._announce()  # the lease runs from the end of the operation
+            self._lock.release()
+
+    def _announce(self) -> None:
+        with suppress(OSError):  # a read-only directory: holders then only yield at their own pace
+            self._want.touch()
+
+    def keep_open(self) -> EdgeStore:
+        """Hold the shard open between operations (for long-lived processes), yielding it to any other
+        process that asks; ``close()`` releases it."""
+        if self._holder is None:
+            self._holder = _Holder(self)
+        return self
 
     @contextmanager
     def session(self) -> Iterator[EdgeStore]:
@@ -181,7 +230,9 @@ class EdgeStore(VectorStore):
         if not isinstance(staging, EdgeStore) or staging.path.parent != self.path.parent:
             raise ValueError("promote takes a staging store made by this store's staging()")
         staging.optimize()  # searchable at full speed from the first query
-        with self._lock:  # no operation on the live index runs during the switch
+        if self._holder is not None:
+            self._holder.release()
+        with self._exclusive():  # no operation on the live index runs during the switch (holders yield)
             old = self.path.resolve() if self.path.exists() or self.path.is_symlink() else None
             if self.path.exists() and not self.path.is_symlink():  # a first-generation real directory
                 moved = self.path.with_name(f"{self.path.name}-retired")
@@ -245,3 +296,71 @@ class EdgeStore(VectorStore):
                 yield StoredPoint(str(r.id), dict(r.payload or {}))
             if offset is None:
                 return
+
+    def close(self) -> None:
+        if self._holder is not None:
+            self._holder.stop()
+            self._holder = None
+
+
+class _Holder:
+    """Keeps one store's shard open under the inter-process lock, and lets go when another process asks."""
+
+    def __init__(self, store: EdgeStore) -> None:
+        self.store = store
+        self.shard: qe.EdgeShard | None = None
+        self.lock = FileLock(str(store.path) + ".lock", timeout=0, thread_local=False)
+        self.guard = threading.RLock()  # one operation at a time on the held shard; the watcher waits for it
+        self.stopped = threading.Event()
+        self.reopens = 0  # how often the shard was opened again after yielding (for tests and benches)
+        self.watcher = threading.Thread(target=self._watch, name=f"edge-holder-{store.path.name}", daemon=True)
+        self.watcher.start()
+
+    def _asked(self) -> bool:
+        try:
+            return time.time() - self.store._want.stat().st_mtime < _LEASE
+        except OSError:
+            return False
+
+    @contextmanager
+    def held(self, create: bool) -> Iterator[qe.EdgeShard | None]:
+        """The held shard (opened now if free and no one asked), or None: the caller then opens per operation."""
+        with self.guard:
+            if self.shard is None and not self._asked():
+                self._take(create)
+            yield self.shard
+
+    def _take(self, create: bool) -> None:
+        try:
+            self.lock.acquire(timeout=0)
+        except TimeoutError:
+            return
+        try:
+            self.shard = self.store._open(create)
+        except Exception:
+            self.lock.release()
+            raise
+        if self.shard is None:
+            self.lock.release()
+            return
+        self.reopens += 1
+
+    def release(self) -> None:
+        with self.guard:
+            if self.shard is not None:
+                try:
+                    self.shard.close()
+                finally:
+                    self.shard = None
+                    self.lock.release()
+
+    def _watch(self) -> None:
+        while not self.stopped.wait(_WATCH_EVERY):
+            if self.shard is not None and self._asked():
+                logger.debug("yielding %s to a process that asked for it", self.store.path)
+                self.release()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.watcher.join(timeout=5)
+        self.release()
