@@ -68,6 +68,9 @@ class DataSets:
     watermark: datetime | None = None  # the newest change the update saw
     new_documents: int = 0
     sources: dict[str, int] = field(default_factory=dict)  # general text: windows per origin
+    new_synth: list[Sample] = field(default_factory=list)  # QA pairs and restatements of the trained documents
+    train_docs: list[dict] = field(default_factory=list)  # the new documents trained on (for synthesis)
+    earlier_docs: list[dict] = field(default_factory=list)  # earlier updates' documents (for their synthesis)
 
     @property
     def review_pool(self) -> list[Sample]:
@@ -185,7 +188,8 @@ def synthetic_cache_path(data_dir: Path, base_name: str, recipe: Recipe) -> Path
     return data_dir / "cache" / f"synthetic-{key}.jsonl"
 
 
-def _to_samples(tokenizer, texts: list[str], kind: str, recipe: Recipe) -> list[Sample]:
+def to_samples(tokenizer, texts: list[str], kind: str, recipe: Recipe) -> list[Sample]:
+    """Token windows of each text, as samples of ``kind``."""
     out = []
     for text in texts:
         for ids in windows(tokenizer, text, recipe.max_seq_len, recipe.max_windows_per_doc):
@@ -212,6 +216,7 @@ def build_datasets(
     train_docs, heldout_docs = split_holdout(new_docs, recipe.heldout_fraction, f"{recipe.seed}:new")
     if len(new_docs) < 5:  # too few to hold any out and still learn them all
         train_docs, heldout_docs = new_docs, []
+    data.train_docs, data.earlier_docs = train_docs, earlier_docs
     for docs, target in ((train_docs, data.new_train), (heldout_docs, data.new_heldout)):
         for d in docs:
             for ids in windows(
@@ -233,7 +238,7 @@ def build_datasets(
     }
     general = []
     for origin, texts in general_parts.items():
-        samples = _to_samples(tokenizer, texts, "general", recipe)
+        samples = to_samples(tokenizer, texts, "general", recipe)
         data.sources[origin] = len(samples)
         general.extend(samples)
     review, held = split_holdout(general, 0.25, f"{recipe.seed}:general")

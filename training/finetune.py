@@ -4,6 +4,7 @@ the gate, and registration (promoted when the gate passes, kept as rejected othe
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,13 +12,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from errors import ConfigError
 from indexing import Catalog
 from training.base_model import load_base
-from training.corpus import build_datasets, synthetic_cache_path, synthetic_text
+from training.corpus import build_datasets, synthetic_cache_path, synthetic_text, to_samples
 from training.evaluation import metrics_table, score_sets, summary, temporal_report
 from training.gate import Verdict, judge
+from training.probes import PROBES_FILE, answers, fuar, general_probes, probe_table, read_probes, write_probes
 from training.recipe import Recipe
 from training.registry import Adapter, AdapterRegistry
+from training.synthesis import SynthesisCache, make_probes, synthesize
 from training.trainer import TrainResult, attach_adapter, sampler_for, train
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,55 @@ def loss_curve_png(losses: list[float], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _watermark(champion: Adapter | None) -> datetime | None:
+    """The newest change the champion saw; ConfigError naming the adapter when its manifest lacks it."""
+    if champion is None:
+        return None
+    value = champion.manifest.get("watermark")
+    try:
+        return datetime.fromisoformat(value) if value is not None else None
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"the champion {champion.id} has no valid watermark in its manifest.json; "
+            "make another the champion with `kup adapters promote ID` or `kup adapters rollback`"
+        ) from None
+
+
+def earlier_probes(registry: AdapterRegistry, champion: Adapter | None) -> list[dict]:
+    """The probes of the champion and every adapter it descends from (what earlier updates taught)."""
+    out: dict[str, dict] = {}
+    seen: set[str] = set()
+    current = champion
+    while current is not None and current.id not in seen:
+        seen.add(current.id)
+        for probe in read_probes(current.path / PROBES_FILE):
+            out.setdefault(probe["id"], probe)
+        parent = current.manifest.get("parent")
+        try:
+            current = registry.get(parent) if parent else None
+        except ConfigError:
+            current = None
+    return list(out.values())
+
+
+def _finite(value: float | None) -> float | str | None:
+    """FUAR for JSON: infinity (forgot something, gained nothing) as the string "inf"."""
+    return "inf" if value is not None and math.isinf(value) else value
+
+
+def _load_teacher(recipe: Recipe, base):
+    """(model, tokenizer, name) of the teacher: the base model itself, or the recipe's local model directory."""
+    if recipe.teacher_model is None:
+        return base.model, base.tokenizer, base.name
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = str(recipe.teacher_model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(base.device)
+    return model, tokenizer, path
+
+
 def run_finetune(
     catalog: Catalog,
     data_dir: Path,
@@ -67,7 +120,7 @@ def run_finetune(
     started = time.perf_counter()
     registry = AdapterRegistry(data_dir / "adapters")
     champion = registry.champion()
-    watermark = datetime.fromisoformat(champion.manifest["watermark"]) if champion else None
+    watermark = _watermark(champion)
     base = load_base(base_model, data_dir, device=device)
     pad_id = base.tokenizer.pad_token_id
 
@@ -98,23 +151,71 @@ def run_finetune(
             seconds=time.perf_counter() - started,
         )
 
+    # Knowledge synthesis: QA pairs and restatements of the trained documents (and, for review, of earlier
+    # ones, re-made from the cache); held-out questions become this update's probes.
+    cache = SynthesisCache(data_dir / "cache" / "synthesis.sqlite")
+    teacher = _load_teacher(recipe, base) if recipe.synthesis == "teacher" else None
+    synth, synth_report = synthesize(
+        data.train_docs,
+        cache,
+        mode=recipe.synthesis,
+        paraphrases=recipe.paraphrases_per_doc,
+        qa=recipe.qa_per_doc,
+        teacher=teacher[:2] if teacher else None,
+        teacher_name=teacher[2] if teacher else "base",
+        seed=recipe.seed,
+    )
+    if recipe.synthesis != "none":
+        texts = [t for s in synth for t in s.training_texts()]
+        data.new_synth = to_samples(base.tokenizer, texts, "new", recipe)
+        earlier, _ = synthesize(
+            data.earlier_docs, cache, mode="augment", paraphrases=recipe.paraphrases_per_doc, qa=0, seed=recipe.seed
+        )
+        earlier_texts = [t for s in earlier for t in s.training_texts()]
+        data.earlier_review += to_samples(base.tokenizer, earlier_texts, "earlier", recipe)
+    described["synthesis"] = synth_report.as_dict()
+    described["new_synthetic_windows"] = len(data.new_synth)
+    new_probes = make_probes(synth, seed=recipe.seed)
+    probe_sets = {"new": new_probes, "earlier": earlier_probes(registry, champion), "general": general_probes()}
+    probe_sets = {name: probes for name, probes in probe_sets.items() if probes or name == "new"}
+
+    def probe_answers(model) -> dict[str, list[bool]]:
+        return {name: answers(model, base.tokenizer, p, device=base.device) for name, p in probe_sets.items()}
+
     sets = data.eval_sets()
     base_scores = score_sets(base.model, sets, pad_id=pad_id, device=base.device)
+    base_answers = probe_answers(base.model)
     model = attach_adapter(base.model, recipe, champion.path if champion else None)
     champion_scores = score_sets(model, sets, pad_id=pad_id, device=base.device) if champion else base_scores
+    champion_answers = probe_answers(model) if champion else base_answers
 
-    sampler = sampler_for(recipe, data.new_train, data.review_pool)
-    result = train(model, sampler, recipe, pad_id=pad_id, device=base.device, on_step=on_step)
+    sampler = sampler_for(recipe, data.new_train + data.new_synth, data.review_pool)
+    fisher_data = data.earlier_review or data.general_review  # the previous champion's data, for EWC
+    result = train(model, sampler, recipe, pad_id=pad_id, device=base.device, on_step=on_step, fisher_data=fisher_data)
     candidate_scores = score_sets(model, sets, pad_id=pad_id, device=base.device)
+    candidate_answers = probe_answers(model)
 
     rows = metrics_table(base_scores, champion_scores, candidate_scores)
-    verdict = judge(rows, recipe.gate)
+    probe_rows = probe_table(base_answers, champion_answers, candidate_answers)
+    forgetting = fuar(champion_answers, candidate_answers)
+    verdict = judge(rows, recipe.gate, probes=probe_rows, fuar=forgetting["fuar"])
     temporal = temporal_report(model, data.new_train + data.earlier_eval, pad_id=pad_id, device=base.device)
     figures = summary(rows)
+    by_probe_set = {r["set"]: r for r in probe_rows}
+    figures.update(
+        {
+            "probe_new_accuracy": by_probe_set["new"]["acc_candidate"],
+            "probe_new_change": by_probe_set["new"]["change"],
+            "probe_earlier_change": by_probe_set.get("earlier", {}).get("change"),
+            "general_probe_change": by_probe_set.get("general", {}).get("change"),
+            "fuar": _finite(forgetting["fuar"]),
+        }
+    )
 
     def write(directory: Path) -> None:
         model.save_pretrained(directory)
         (directory / "recipe.yaml").write_text(recipe.to_yaml())
+        write_probes(directory / PROBES_FILE, new_probes)
         if result.losses:
             loss_curve_png(result.losses, directory / "loss.png", f"{recipe.method}: {result.steps} steps")
 
@@ -127,6 +228,7 @@ def run_finetune(
             "watermark": data.watermark.isoformat() if data.watermark else None,
             "recipe": recipe.model_dump(mode="json"),
             "metrics": rows,
+            "probes": {"table": probe_rows, **forgetting, "fuar": _finite(forgetting["fuar"])},
             "summary": figures,
             "temporal": temporal,
             "verdict": {"passed": verdict.passed, "reasons": verdict.reasons, "checks": verdict.checks},

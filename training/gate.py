@@ -2,7 +2,9 @@
 
 A candidate is promoted only when every expectation holds: general and earlier NLL rise by at most
 the allowed share, new NLL falls by at least the required share, and no figure is missing or NaN
-(a diverged run). The verdict lists the failed expectations in words.
+(a diverged run). With probes (``training.probes``), a second suite checks closed-book accuracy: the new
+probes are enough and their accuracy rises by the required points, general-probe accuracy falls by at
+most the allowed points, and FUAR stays under its limit. The verdict lists the failed expectations in words.
 """
 
 from __future__ import annotations
@@ -55,28 +57,84 @@ def _expectations(gate: Gate, sets: set[str]):
     return out
 
 
-def judge(rows: list[dict], gate: Gate) -> Verdict:
-    """Run the gate's expectations over the metrics rows (one row per evaluation set)."""
+def _probe_expectations(gate: Gate, sets: set[str]):
+    import great_expectations.expectations as gxe
+
+    def where(name: str) -> dict:
+        return {"row_condition": f'set == "{name}"', "condition_parser": "pandas"}
+
+    out = [
+        (
+            gxe.ExpectColumnValuesToBeBetween(column="count", min_value=gate.min_probes, **where("new")),
+            f"at least {gate.min_probes} probes about the new documents",
+            "new:count",
+        ),
+        (
+            gxe.ExpectColumnValuesToBeBetween(column="change", min_value=gate.min_probe_gain, **where("new")),
+            f"closed-book accuracy on the new probes rises by at least {gate.min_probe_gain:.0%} points",
+            "new",
+        ),
+        (
+            gxe.ExpectColumnValuesToBeBetween(column="change", max_value=gate.max_fuar, **where("fuar")),
+            f"FUAR (forgotten / (updated + acquired) probes) is at most {gate.max_fuar:g}",
+            "fuar",
+        ),
+    ]
+    if "general" in sets:
+        out.append(
+            (
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="change", min_value=-gate.max_general_probe_drop, **where("general")
+                ),
+                f"general-probe accuracy falls by at most {gate.max_general_probe_drop:.0%} points",
+                "general",
+            )
+        )
+    return out
+
+
+def _validate(name: str, frame, described) -> list:
     import great_expectations as gx
+
+    context = ephemeral_context()
+    batch = context.data_sources.add_pandas(name).add_dataframe_asset("table")
+    definition = batch.add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(gx.ExpectationSuite(name=name))
+    for expectation, _, _ in described:
+        suite.add_expectation(expectation)
+    validation = context.validation_definitions.add(gx.ValidationDefinition(data=definition, suite=suite, name=name))
+    return list(validation.run(batch_parameters={"dataframe": frame}, result_format="COMPLETE").results)
+
+
+def _probe_reason(sentence: str, key: str, rows: dict, fuar: float | None) -> str:
+    if key == "new:count":
+        count = rows.get("new", {}).get("count", 0)
+        return f"{sentence}, but there are only {count} (synthesis found too few facts to hold out)"
+    if key == "fuar":
+        return f"{sentence}, but it is {fuar:g}" if fuar is not None else f"{sentence}, but it is missing"
+    change = rows.get(key, {}).get("change")
+    return (
+        f"{sentence}, but it changed by {change * 100:+.1f} points"
+        if change is not None
+        else f"{sentence}, but a figure is missing"
+    )
+
+
+def judge(rows: list[dict], gate: Gate, probes: list[dict] | None = None, fuar: float | None = None) -> Verdict:
+    """Run the gate's expectations over the metrics rows (one row per evaluation set) and, when given, the probe
+    rows (``training.probes.probe_table``) and FUAR. With probes off in the recipe, the verdict says so."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     # NaN means the run diverged: treat it as missing, so the not-null expectation catches it.
     frame["nll_candidate"] = [None if v is None or math.isnan(v) else v for v in frame["nll_candidate"]]
     frame["rel_change"] = [float("inf") if v is None or math.isnan(v) else v for v in frame["rel_change"]]
-    context = ephemeral_context()
-    batch = context.data_sources.add_pandas("metrics").add_dataframe_asset("table")
-    definition = batch.add_batch_definition_whole_dataframe("all")
-    suite = context.suites.add(gx.ExpectationSuite(name="promotion-gate"))
     described = _expectations(gate, set(frame["set"]))
-    for expectation, _, _ in described:
-        suite.add_expectation(expectation)
-    validation = context.validation_definitions.add(gx.ValidationDefinition(data=definition, suite=suite, name="gate"))
-    result = validation.run(batch_parameters={"dataframe": frame}, result_format="COMPLETE")
+    results = _validate("promotion-gate", frame, described)
 
     by_set = {r["set"]: r for r in rows}
-    verdict = Verdict(passed=bool(result.success))
-    for outcome, (_, sentence, set_name) in zip(result.results, described, strict=True):
+    verdict = Verdict(passed=all(r.success for r in results))
+    for outcome, (_, sentence, set_name) in zip(results, described, strict=True):
         verdict.checks.append({"expectation": sentence, "passed": bool(outcome.success)})
         if outcome.success:
             continue
@@ -85,4 +143,25 @@ def judge(rows: list[dict], gate: Gate) -> Verdict:
             verdict.reasons.append(f"{sentence}, but it changed by {row['rel_change']:+.1%}")
         else:
             verdict.reasons.append(f"{sentence}, but a figure is missing (did training diverge?)")
+    if not gate.probes:
+        verdict.checks.append(
+            {"expectation": "closed-book probe checks are off in the recipe (gate.probes)", "passed": True}
+        )
+        return verdict
+    if probes is None:
+        return verdict
+    probe_rows = {r["set"]: r for r in probes}
+    table = [{"set": r["set"], "count": r["count"], "change": r["change"]} for r in probes]
+    if "new" not in probe_rows:
+        table.append({"set": "new", "count": 0, "change": None})
+    infinite = fuar is not None and math.isinf(fuar)
+    table.append({"set": "fuar", "count": 0, "change": 1e9 if infinite else (fuar if fuar is not None else 0.0)})
+    probe_frame = pd.DataFrame(table)
+    probe_frame["change"] = [float("-inf") if v is None else v for v in probe_frame["change"]]
+    described = _probe_expectations(gate, set(probe_rows))
+    for outcome, (_, sentence, key) in zip(_validate("probe-gate", probe_frame, described), described, strict=True):
+        verdict.checks.append({"expectation": sentence, "passed": bool(outcome.success)})
+        if not outcome.success:
+            verdict.passed = False
+            verdict.reasons.append(_probe_reason(sentence, key, probe_rows, fuar))
     return verdict
