@@ -312,7 +312,7 @@ def up() -> None:
     import time
 
     from flows.deployments import read_specs, runner_deployments
-    from flows.server import api_reachable, dashboard_url, start_server, stop_server
+    from flows.server import api_reachable, dashboard_url, serve_deployments, start_server, stop_server
 
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt  # a service manager's SIGTERM stops cleanly too: the server we started goes with us
@@ -330,8 +330,6 @@ def up() -> None:
         console.print(f"Prefect server ready in {time.monotonic() - started:.0f} s", markup=False)
     os.environ["PREFECT_API_URL"] = s.prefect_api_url
     try:
-        from prefect import serve
-
         console.print("Loading the flows declared in prefect.yaml ...")
         deployments = runner_deployments(specs)
         console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}", markup=False)
@@ -339,7 +337,7 @@ def up() -> None:
         from flows.up_progress import announce_first_run
 
         announce_first_run(s.prefect_api_url, specs, console)
-        serve(*deployments, print_starting_message=False)
+        serve_deployments(deployments)
     finally:
         stop_server(server)
 
