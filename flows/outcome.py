@@ -18,16 +18,18 @@ from errors import KupError
 
 
 class RunFailed(KupError):
-    """A kup flow run that ended Failed on purpose: its message is the one sentence, ``summary`` what it did."""
+    """A kup flow run that ended Failed on purpose: its message is the one sentence, ``summary`` what it did,
+    ``name`` the state's name (``Failed``, or ``Stale`` for a refresh that could not reach every source)."""
 
-    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, summary: dict[str, Any] | None = None, name: str = "Failed") -> None:
         super().__init__(message)
         self.summary = summary
+        self.name = name
 
 
-def failed(message: str, summary: dict[str, Any] | None = None) -> State:
-    """A Failed state with ``message``, whose result is a ``RunFailed`` carrying ``summary``."""
-    return Failed(message=message, data=RunFailed(message, summary))
+def failed(message: str, summary: dict[str, Any] | None = None, name: str = "Failed") -> State:
+    """A Failed state named ``name`` with ``message``, whose result is a ``RunFailed`` carrying ``summary``."""
+    return Failed(name=name, message=message, data=RunFailed(message, summary, name))
 
 
 class _QuietDeliberateFailures(logging.Filter):
@@ -44,7 +46,7 @@ class _QuietDeliberateFailures(logging.Filter):
             return False
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, RunFailed | FailedRun):
-            record.msg, record.args = "flow run ended Failed: %s", (str(exc),)
+            record.msg, record.args = "flow run ended %s: %s", (getattr(exc, "name", "Failed"), str(exc))
             record.exc_info = record.exc_text = None
         elif isinstance(exc, TimeoutError):
             record.msg, record.args = "task run timed out: %s", (str(exc),)

@@ -1,16 +1,15 @@
 """The refresh flow: pull every source (bounded concurrency), commit to the catalog, index what is pending.
 
-Each run says at a glance whether the index is fresh: a run with a failing or backing-off source ends
-``Completed`` named "Stale" (tag ``stale``), a source that keeps failing turns it ``Failed`` (tag ``failing``),
-quarantined or unindexed documents give a "Warning"; only a clean run is "index is fresh" (tag ``fresh``).
-Every run also publishes its per-source table and summary, and updates the keyed ``kup-status`` artifact that
-the Artifacts page shows as the latest. A configuration error ends the run Failed with one sentence.
+Each run says at a glance whether the index is fresh: a run with a failing or backing-off source ends ``Failed``
+named "Stale" (tag ``stale``) with one sentence naming the sources, so the runs list never shows it green; a source
+failing ``FAILING_RUNS_BEFORE_RED`` runs in a row makes it ``Failed`` named "Failed" (tag ``failing``); quarantined
+or unindexed documents give a completed "Warning"; only a clean run is "index is fresh" (tag ``fresh``). Every run
+also publishes its per-source table and summary, and updates the keyed ``kup-status`` artifact that the Artifacts
+page shows as the latest. A configuration error ends the run Failed with one sentence. The steps themselves live in
+``indexing.refresh_run``, shared with ``kup refresh`` when no Prefect server answers.
 """
 
 from __future__ import annotations
-
-import math
-from datetime import timedelta
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -19,29 +18,17 @@ from prefect.states import Completed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from connectors import FeedSource, Source, select_sources
+from connectors import Source, select_sources
 from errors import ConfigError, KupError
 from flows.outcome import failed, quiet_deliberate_failures
 from flows.runtime import Runtime
 from flows.settings import Settings, load_settings
-from indexing import IndexReport, SourceReport, ingest_source, now_utc, summarize
-from indexing.ingest import failure_reason, record_failure
-from indexing.reports import (
-    LagSample,
-    Verdict,
-    human_duration,
-    refresh_markdown,
-    refresh_rows,
-    refresh_verdict,
-    status_markdown,
-)
+from indexing import IndexReport, SourceReport, ingest_source, now_utc
+from indexing.ingest import broken_pull, pull_timeout
+from indexing.refresh_run import INDEX_TIMEOUT, RefreshOutcome, broken_index, done_line, finish_refresh, status_report
+from indexing.reports import refresh_markdown, refresh_rows
 
 quiet_deliberate_failures()
-
-PULL_TIMEOUT_CAP = 600.0  # seconds one source's pull may take at most: the every-minute schedule waits on it
-PULL_TIMEOUT_FLOOR = 5.0  # seconds every pull gets whatever the fetch settings, for the catalog writes
-INDEX_TIMEOUT = 3600.0  # seconds for indexing what is pending; what is left stays pending for the next run
-STATUS_WINDOW = timedelta(days=1)  # the freshness the kup-status artifact shows
 
 
 def _source_runner() -> ThreadPoolTaskRunner:
@@ -52,17 +39,6 @@ def _source_runner() -> ThreadPoolTaskRunner:
     except ConfigError:
         workers = Settings.model_fields["source_concurrency"].default
     return ThreadPoolTaskRunner(max_workers=workers)
-
-
-def pull_timeout(source: Source, settings: Settings) -> float:
-    """Seconds a source's pull may take: a feed fetches itself and then its articles ``article_workers`` at a
-    time, each fetch bounded by ``total_timeout`` per attempt; twice that, capped. A database source gets the cap.
-    """
-    if not isinstance(source, FeedSource):
-        return PULL_TIMEOUT_CAP
-    rounds = 1 + math.ceil(source.max_items / settings.article_workers)
-    per_fetch = settings.total_timeout * (settings.fetch_retries + 1)
-    return min(PULL_TIMEOUT_CAP, PULL_TIMEOUT_FLOOR + 2 * per_fetch * rounds)
 
 
 def _retry_unless_timed_out(task, task_run, state) -> bool:
@@ -92,21 +68,7 @@ def pull_source(runtime: Runtime, source: Source, force: bool = False) -> Source
         source, runtime.catalog, runtime.fetcher, force=force, article_workers=runtime.settings.article_workers
     )
     logger = get_run_logger()
-    if report.error:
-        logger.warning("%s failed: %s", source.name, report.error)
-    elif report.skipped:
-        logger.warning("%s not pulled: %s", source.name, report.skipped)
-    else:
-        logger.info(
-            "%s: %d new, %d updated, %d unchanged, %d deleted, %d failed%s",
-            source.name,
-            report.new,
-            report.updated,
-            report.unchanged,
-            report.deleted,
-            report.failed,
-            " (not modified)" if report.not_modified else "",
-        )
+    (logger.info if report.ok and not report.skipped else logger.warning)("%s", report.words())
     return report
 
 
@@ -132,13 +94,7 @@ def _pulled(runtime: Runtime, source: Source, future, timeout: float) -> SourceR
     future.wait()
     if future.state.is_completed():
         return future.result()
-    exc = future.result(raise_on_failure=False)
-    reason = (
-        f"pull stopped after {human_duration(timeout)} (the limit for this source)"
-        if isinstance(exc, TimeoutError)
-        else failure_reason(exc)
-    )
-    return record_failure(source.name, "feed" if isinstance(source, FeedSource) else "sql", runtime.catalog, reason)
+    return broken_pull(source, runtime.catalog, future.result(raise_on_failure=False), timeout)
 
 
 def _indexed(future) -> IndexReport:
@@ -146,24 +102,21 @@ def _indexed(future) -> IndexReport:
     future.wait()
     if future.state.is_completed():
         return future.result()
-    exc = future.result(raise_on_failure=False)
-    reason = (
-        f"indexing stopped after {human_duration(INDEX_TIMEOUT)}; the rest stays pending for the next run"
-        if isinstance(exc, TimeoutError)
-        else failure_reason(exc)
-    )
-    return IndexReport(errors=[reason])
+    return broken_index(future.result(raise_on_failure=False))
 
 
 TAGS = {"healthy": "fresh", "stale": "stale", "warning": "warning", "failing": "failing"}
 
 
-def final_state(summary: dict, verdict: Verdict) -> State:
-    """The run's Prefect state from its verdict: Failed (red), a completed "Stale" or "Warning", or Completed."""
+def final_state(outcome: RefreshOutcome) -> State:
+    """The run's Prefect state from its verdict: Failed named "Failed" (a source keeps failing) or "Stale" (a source
+    failed or backs off), a completed "Warning", or Completed. A stale run is a Failed state so that the runs list
+    never paints it green; its result still carries the summary."""
+    summary, verdict = outcome.summary, outcome.verdict
     if verdict.status == "failing":
         return failed(verdict.message, summary)
     if verdict.status == "stale":
-        return Completed(name="Stale", message=verdict.message, data=summary)
+        return failed(verdict.message, summary, name="Stale")
     if verdict.status == "warning":
         return Completed(name="Warning", message=verdict.message, data=summary)
     return Completed(message=verdict.message, data=summary)
@@ -198,34 +151,29 @@ def refresh(sources: list[str] | None = None, force: bool = False) -> State:
 
 
 def _refresh(sources: list[str] | None, force: bool) -> State:
-    logger = get_run_logger()
     settings = load_settings()
     started = now_utc()
     with Runtime(settings) as runtime:
         selected = select_sources(runtime.sources(), sources)
-        timeouts = [pull_timeout(source, settings) for source in selected]
+        limits = [pull_timeout(source, runtime.fetcher.policy, settings.article_workers) for source in selected]
         futures = [
-            pull_source.with_options(timeout_seconds=timeout).submit(runtime, source, force)
-            for source, timeout in zip(selected, timeouts, strict=True)
+            pull_source.with_options(timeout_seconds=limit).submit(runtime, source, force)
+            for source, limit in zip(selected, limits, strict=True)
         ]
         reports = [
-            _pulled(runtime, source, future, timeout)
-            for source, future, timeout in zip(selected, futures, timeouts, strict=True)
+            _pulled(runtime, source, future, limit)
+            for source, future, limit in zip(selected, futures, limits, strict=True)
         ]
-        index_report = _indexed(index_pending.submit(runtime))
-        finished = now_utc()
-        summary = summarize(reports, index_report, (finished - started).total_seconds())
-        streaks = runtime.catalog.failure_streaks([source.name for source in selected])
-        verdict = refresh_verdict(summary, streaks)
-        summary["verdict"] = {"status": verdict.status, "message": verdict.message}
-        runtime.catalog.record_refresh(started, finished, summary)
-        status = status_markdown(
-            summary,
-            verdict,
-            runtime.catalog.status()["sources"],
-            [LagSample(**x) for x in runtime.catalog.searchable_samples(finished - STATUS_WINDOW)],
-            finished,
-        )
+        outcome = finish_refresh(runtime.catalog, reports, _indexed(index_pending.submit(runtime)), started)
+        status = status_report(runtime.catalog, outcome)
+    _publish(outcome, status)
+    get_run_logger().info("%s", done_line(outcome))
+    return final_state(outcome)
+
+
+def _publish(outcome: RefreshOutcome, status: str) -> None:
+    """The run's per-source table and summary, the keyed kup-status artifact, and the verdict's tag."""
+    summary, streaks = outcome.summary, outcome.streaks
     create_table_artifact(
         key="refresh-sources", table=refresh_rows(summary, streaks), description="Per-source figures of this refresh"
     )
@@ -233,19 +181,4 @@ def _refresh(sources: list[str] | None, force: bool) -> State:
         key="refresh-summary", markdown=refresh_markdown(summary, streaks), description="Refresh summary"
     )
     create_markdown_artifact(key="kup-status", markdown=status, description="Is the index fresh? (latest refresh)")
-    _tag_run(TAGS[verdict.status])
-    lag, totals = summary["freshness_lag_seconds"], summary["totals"]
-    logger.info(
-        "refresh done in %s: %d new, %d updated, %d unchanged, %d deleted, %d failed; "
-        "lag published to searchable p50 %s, p95 %s; %s",
-        human_duration(summary["seconds"]),
-        totals["new"],
-        totals["updated"],
-        totals["unchanged"],
-        totals["deleted"],
-        totals["failed"],
-        human_duration(lag["p50"]),
-        human_duration(lag["p95"]),
-        verdict.message,
-    )
-    return final_state(summary, verdict)
+    _tag_run(TAGS[outcome.verdict.status])

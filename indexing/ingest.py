@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import replace
 from datetime import datetime
 
-from connectors import FeedSource, FeedState, Fetcher, Source, pull_feed
+from connectors import FeedSource, FeedState, Fetcher, FetchPolicy, Source, pull_feed
 from connectors.sources import SqlSource
 from errors import FetchError, SourceError
 from errors.redact import mask_text
@@ -18,6 +19,24 @@ from indexing.sql_sync import ingest_sql
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0  # seconds a backing-off feed's probe may take: a dead host costs this, not a full fetch
+PULL_TIMEOUT_CAP = 600.0  # seconds one source's pull may take at most: the every-minute schedule waits on it
+PULL_TIMEOUT_FLOOR = 5.0  # seconds every pull gets whatever the fetch settings, for the catalog writes
+
+
+def source_kind(source: Source) -> str:
+    """``sql`` or ``feed``: how a source's state and failures are filed in the catalog."""
+    return "sql" if isinstance(source, SqlSource) else "feed"
+
+
+def pull_timeout(source: Source, policy: FetchPolicy, article_workers: int) -> float:
+    """Seconds a source's pull may take: a feed fetches itself and then its articles ``article_workers`` at a
+    time, each fetch bounded by ``total_timeout`` per attempt; twice that, capped. A database source gets the cap.
+    """
+    if not isinstance(source, FeedSource):
+        return PULL_TIMEOUT_CAP
+    rounds = 1 + math.ceil(source.max_items / article_workers)
+    per_fetch = policy.total_timeout * (policy.retries + 1)
+    return min(PULL_TIMEOUT_CAP, PULL_TIMEOUT_FLOOR + 2 * per_fetch * rounds)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -127,7 +146,7 @@ def ingest_source(
     ``article_workers``: a feed's article pages fetched at once (the per-host limit still applies).
     """
     now = now or now_utc()
-    kind = "sql" if isinstance(source, SqlSource) else "feed"
+    kind = source_kind(source)
     try:
         if isinstance(source, FeedSource):
             return ingest_feed(source, catalog, fetcher, now=now, force=force, article_workers=article_workers)
@@ -144,3 +163,13 @@ def record_failure(source: str, kind: str, catalog: Catalog, reason: str, now: d
     next_at = catalog.record_source_failure(source, kind, reason, now)
     logger.warning("source %s failed: %s (%s)", source, reason, retry_note(next_at, now_utc()))
     return SourceReport(source=source, kind=kind, error=reason)
+
+
+def broken_pull(source: Source, catalog: Catalog, exc: BaseException, limit: float) -> SourceReport:
+    """Record a pull that broke off as its source's failure: stopped at its time limit (``limit`` seconds, a
+    ``TimeoutError``) or ended by an unexpected error."""
+    if isinstance(exc, TimeoutError):
+        reason = f"pull stopped after {human_duration(limit)} (the limit for this source)"
+    else:
+        reason = failure_reason(exc)
+    return record_failure(source.name, source_kind(source), catalog, reason)

@@ -36,6 +36,17 @@ class SourceReport:
         for outcome in outcomes:
             setattr(self, outcome, getattr(self, outcome) + 1)
 
+    def words(self) -> str:
+        """The pull in one log line: why it failed or was skipped, else its counts."""
+        if self.error:
+            return f"{self.source} failed: {self.error}"
+        if self.skipped:
+            return f"{self.source} not pulled: {self.skipped}"
+        return (
+            f"{self.source}: {self.new} new, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.deleted} deleted, {self.failed} failed" + (" (not modified)" if self.not_modified else "")
+        )
+
 
 @dataclass
 class IndexReport:

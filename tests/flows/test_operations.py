@@ -32,7 +32,7 @@ def test_a_refresh_publishes_a_table_and_a_summary(pipeline) -> None:
     pipeline.write_sources({"world": "/world", "gone": "/gone"})
 
     state = refresh(return_state=True)
-    assert state.is_completed() and state.name == "Stale"  # a failing source: never "index is fresh"
+    assert state.is_failed() and state.name == "Stale"  # a failing source: never "index is fresh", never green
     assert "gone failed" in state.message and "404" in state.message
     [table] = artifacts_of(state.state_details.flow_run_id, "refresh-sources")
     rows = {row["source"]: row for row in table.data} if isinstance(table.data, list) else None
@@ -52,7 +52,8 @@ def test_a_source_that_keeps_failing_fails_the_run(pipeline) -> None:
     pipeline.server.set("/gone", "gone", status=500, content_type="text/plain")
     pipeline.write_sources({"world": "/world", "gone": "/gone"})
     states = [refresh(force=True, return_state=True) for _ in range(3)]  # force: skip the backoff between runs
-    assert [s.name for s in states] == ["Stale", "Stale", "Failed"]
+    assert [(s.type.value, s.name) for s in states] == [("FAILED", "Stale"), ("FAILED", "Stale"), ("FAILED", "Failed")]
+    assert [str(s.result(raise_on_failure=False)) for s in states[:2]] == [s.message for s in states[:2]]
     assert "gone (3 runs)" in states[-1].message and "500" in states[-1].message
     failure = states[-1].result(raise_on_failure=False)  # an exception Prefect accepts, carrying the summary
     assert isinstance(failure, RunFailed) and str(failure) == states[-1].message
@@ -65,7 +66,7 @@ def test_a_clean_refresh_is_completed(pipeline) -> None:
     pipeline.publish("/world", 1)
     pipeline.write_sources({"world": "/world"})
     state = refresh(return_state=True)
-    assert state.name == "Completed" and state.message == "index is fresh"
+    assert state.is_completed() and state.name == "Completed" and state.message == "index is fresh"
 
 
 def test_backfill_reextracts_articles_the_feed_did_not_announce(pipeline) -> None:

@@ -68,7 +68,9 @@ def test_broken_sources_are_recorded_and_the_rest_goes_on(pipeline) -> None:
     pipeline.server.set("/gone", "no such feed", status=404, content_type="text/plain")
     pipeline.write_sources({"good": "/good", "broken": "/broken", "gone": "/gone"})
 
-    summary = refresh()
+    state = refresh(return_state=True)
+    assert state.is_failed() and state.name == "Stale"
+    summary = state.result(raise_on_failure=False).summary
     by_name = {s["source"]: s for s in summary["sources"]}
     assert by_name["good"]["new"] == 2 and by_name["good"]["ok"]
     assert sorted(summary["failed_sources"]) == ["broken", "gone"]

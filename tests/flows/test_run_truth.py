@@ -62,6 +62,12 @@ def run_as_served(**parameters) -> RunFailed:
     return caught.value
 
 
+def summary_of(state) -> dict:
+    """A refresh run's summary, whether it ended Completed (its result) or Failed/Stale (carried by RunFailed)."""
+    result = state.result(raise_on_failure=False)
+    return result if isinstance(result, dict) else result.summary
+
+
 def run_tags(state) -> list[str]:
     with get_client(sync_client=True) as client:
         return client.read_flow_run(state.state_details.flow_run_id).tags
@@ -92,9 +98,9 @@ def test_a_crash_in_one_sources_pull_is_its_failure_and_the_others_are_indexed(p
     monkeypatch.setattr(connectors.feeds, "parse_feed", parse)
     state = refresh(return_state=True)
 
-    assert state.is_completed() and state.name == "Stale"
+    assert state.is_failed() and state.name == "Stale"  # never green in the runs list
     assert state.message == "index is stale: buggy failed: unexpected OverflowError: int too large to convert to float"
-    summary = state.result()
+    summary = summary_of(state)
     assert summary["index"]["documents"] == 2 and summary["failed_sources"] == ["buggy"]
     with Runtime(load_settings()) as rt:
         hits = search(rt.store, rt.dense, rt.sparse, "Story number 1", limit=3).hits
@@ -134,8 +140,8 @@ def test_a_pull_that_hangs_is_stopped_at_its_timeout_and_recorded(pipeline, monk
     finally:
         release.set()
     assert time.monotonic() - started < 60
-    assert state.name == "Stale" and "stuck failed: pull stopped after 7 s" in state.message
-    summary = state.result()
+    assert state.is_failed() and state.name == "Stale" and "stuck failed: pull stopped after 7 s" in state.message
+    summary = summary_of(state)
     assert summary["index"]["documents"] == 1  # the other source was indexed in the same run
     with Runtime(load_settings()) as rt:
         stuck = {s["source"]: s for s in rt.catalog.status()["sources"]}["stuck"]
@@ -147,15 +153,15 @@ def test_a_backing_off_feed_is_stale_then_noticed_by_the_next_run_when_it_answer
     pipeline.server.set("/flaky", "down", status=503, content_type="text/plain")
     pipeline.write_sources({"world": "/world", "flaky": "/flaky"})
     for _ in range(2):
-        refresh(force=True)  # two failures in a row: the feed now backs off for two minutes
+        refresh(force=True, return_state=True)  # two failures in a row: the feed now backs off for two minutes
 
     backing_off = refresh(return_state=True)
-    assert backing_off.name == "Stale" and backing_off.message != "index is fresh"
+    assert backing_off.is_failed() and backing_off.name == "Stale" and backing_off.message != "index is fresh"
     assert "flaky backing off after failures" in backing_off.message and "probe: HTTP 503" in backing_off.message
 
     pipeline.publish("/flaky", 2, start=20)  # the outage ends well before the backoff does
     recovered = refresh(return_state=True)
-    assert recovered.name == "Completed" and recovered.message == "index is fresh"
+    assert recovered.is_completed() and recovered.name == "Completed" and recovered.message == "index is fresh"
     flaky = next(s for s in recovered.result()["sources"] if s["source"] == "flaky")
     assert flaky["new"] == 2 and flaky["ok"]
     assert "fresh" in run_tags(recovered)
@@ -167,7 +173,7 @@ def test_a_source_failing_a_third_time_fails_the_run_in_one_sentence_without_tra
     pipeline.server.set("/gone", "gone", status=500, content_type="text/plain")
     pipeline.write_sources({"world": "/world", "gone": "/gone"})
     for _ in range(2):
-        refresh(force=True)
+        refresh(force=True, return_state=True)
 
     failure = run_as_served(force=True)
 
