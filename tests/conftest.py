@@ -23,9 +23,15 @@ os.environ.update(
 for key in [k for k in os.environ if k.startswith("KUP_") and k != "KUP_CI"]:
     del os.environ[key]  # a developer's own settings must not leak into tests
 
+import prefect.main  # noqa: E402, F401 - sets up Prefect's logging now (see below)
 import pytest  # noqa: E402
 
 from fixtures import FeedServer, Pipeline  # noqa: E402
+
+# Prefect is imported here, once, while pytest's own streams are in place: Prefect's console log handler keeps the
+# stderr it sees at first import. If a test file's first import of Prefect happened inside a CliRunner call, the
+# handler would keep that call's stderr, closed when the call returns, and later tests would print
+# "--- Logging error --- ... ValueError: I/O operation on closed file".
 
 IN_CI = os.environ.get("KUP_CI") == "1"
 POSTGRES_ADMIN_URL = os.environ.get("KUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
