@@ -59,12 +59,12 @@ def answers(model, tokenizer, probes: Sequence[dict], *, device: str, batch_size
             for k, (_, _, seq, _) in enumerate(group):
                 ids[k, : len(seq)] = torch.tensor(seq)
                 mask[k, : len(seq)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             for k, (i, j, seq, first) in enumerate(group):
+                # Normalise only the few positions that predict the choice (not the whole prompt).
+                logprobs = torch.log_softmax(logits[k, first - 1 : len(seq) - 1].float(), dim=-1)
                 targets = torch.tensor(seq[first:], device=logprobs.device)
-                picked = logprobs[k, first - 1 : len(seq) - 1].gather(1, targets[:, None])
-                scores[(i, j)] = float(picked.mean())
+                scores[(i, j)] = float(logprobs.gather(1, targets[:, None]).mean())
     out = []
     for i, p in enumerate(probes):
         best = max(range(len(p["choices"])), key=lambda j: scores[(i, j)])
