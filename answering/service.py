@@ -2,26 +2,63 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from answering.decode import retrieval_log_weights, stream_greedy, stream_rag_token
-from answering.prompt import NOT_FOUND, Passage, closed_book_prompt, count_tokens, fit_passages, rag_prompt
+from answering.prompt import (
+    DEFAULT_STYLE,
+    NOT_FOUND,
+    SHORT_INSTRUCTIONS,
+    Passage,
+    PromptStyle,
+    closed_book_prompt,
+    count_tokens,
+    fit_passages,
+    rag_prompt,
+)
+from answering.retrieval import RetrievalPolicy, StoryPassage, retrieve
 from errors import InputError, KupError
-from indexing import DenseEncoder, SparseEncoder, VectorStore, search
+from indexing import DenseEncoder, SparseEncoder, VectorStore
 from training.base_model import load_base
 from training.registry import AdapterRegistry
 
 Mode = Literal["prompt", "rag-token", "closed-book"]
 MODES = ("prompt", "rag-token", "closed-book")
+Order = Literal["rank", "best-last", "oldest-first"]
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 RAG_TOKEN_TEMPERATURE = 0.05  # softmax temperature over cosine similarities (0..1): sharp but not one-hot
+
+
+@dataclass(frozen=True)
+class AnswerProfile:
+    """Which passages an answer reads and how the prompt shows them, chosen by measurement on the hard
+    news set (bench/qa.py); ``PREVIOUS`` reproduces the defaults before it, for comparison."""
+
+    retrieval: RetrievalPolicy = RetrievalPolicy()
+    style: PromptStyle = PromptStyle(SHORT_INSTRUCTIONS, date_only=True)
+    passages: int = 3  # most passages one prompt holds: a 135M model reads few well
+    prompt_tokens: int | None = None  # cap on the prompt's tokens (None: the context window less the answer)
+    order: Order = "oldest-first"  # rank: best first; best-last: best nearest the question; oldest-first: by date
+    min_relevance: float = 0.0  # below this cosine for every passage, the answer is NOT_FOUND without generating
+
+
+PREVIOUS = AnswerProfile(RetrievalPolicy.previous(), DEFAULT_STYLE, passages=20, order="rank", min_relevance=0.0)
+
+
+def arrange(passages: list[Passage], order: Order) -> list[Passage]:
+    """Passages in prompt order (numbered from 1 in that order)."""
+    if order == "best-last":
+        return passages[::-1]
+    if order == "oldest-first":  # the newest, which wins where a story was updated, comes nearest the question
+        return sorted(passages, key=lambda p: p.published or "")
+    return list(passages)
 
 
 @dataclass
@@ -31,6 +68,15 @@ class Citation:
     url: str | None
     published: str | None
     inferred: bool = False  # the model wrote no [n]; the passage was matched to the answer by its words
+    urls: list[str] = field(default_factory=list)  # every outlet's URL of a syndicated story
+    sources: list[str] = field(default_factory=list)  # every outlet that carried it
+
+
+def citation(number: int, passage: Passage, *, inferred: bool = False) -> Citation:
+    """A citation of passage ``number``, naming every outlet of its story when the passage knows them."""
+    urls = list(getattr(passage, "story_urls", ()) or ([passage.url] if passage.url else []))
+    sources = list(getattr(passage, "story_sources", ()) or ([passage.source] if passage.source else []))
+    return Citation(number, passage.title, passage.url, passage.published, inferred, urls, sources)
 
 
 @dataclass
@@ -95,8 +141,7 @@ def attributed(text: str, passages: list[Passage], *, threshold: float = 0.5) ->
     best = max(range(len(passages)), key=lambda i: overlaps[i], default=None)
     if best is None or overlaps[best] < threshold:
         return []
-    p = passages[best]
-    return [Citation(best + 1, p.title, p.url, p.published, inferred=True)]
+    return [citation(best + 1, passages[best], inferred=True)]
 
 
 def cited(text: str, passages: list[Passage]) -> list[Citation]:
@@ -106,7 +151,7 @@ def cited(text: str, passages: list[Passage]) -> list[Citation]:
         number = int(match.group(1))
         if 1 <= number <= len(passages) and number not in seen:
             seen.append(number)
-    return [Citation(n, passages[n - 1].title, passages[n - 1].url, passages[n - 1].published) for n in seen]
+    return [citation(n, passages[n - 1]) for n in seen]
 
 
 @dataclass(frozen=True)
@@ -165,31 +210,44 @@ class Answerer:
         *,
         context_tokens: int = 2048,
         max_new_tokens: int = 160,
+        profile: AnswerProfile | None = None,
+        recency_half_life_days: float | None | Literal["profile"] = "profile",
     ) -> None:
         self.store, self.dense, self.sparse, self.lm = store, dense, sparse, lm
         self.context_tokens = context_tokens
         self.max_new_tokens = max_new_tokens
+        profile = profile or AnswerProfile()
+        if recency_half_life_days != "profile":  # None or 0 turns the recency prior off
+            policy = replace(profile.retrieval, half_life_days=recency_half_life_days or None)
+            profile = replace(profile, retrieval=policy)
+        self.profile = profile
 
-    def retrieve(self, question: str, *, k: int, recent_days: float | None, sources: list[str] | None) -> list[Passage]:
-        since = datetime.now(UTC) - timedelta(days=recent_days) if recent_days else None
-        hits = search(
-            self.store, self.dense, self.sparse, question, limit=k, sources=sources, published_after=since
-        ).hits
-        return [
-            Passage(
-                text=h.payload.get("text", ""),
-                title=h.payload.get("title", ""),
-                url=h.payload.get("url"),
-                published=h.payload.get("published"),
-                source=h.payload.get("source"),
-                score=h.score,
-            )
-            for h in hits
-        ]
+    def retrieve(
+        self, question: str, *, k: int, recent_days: float | None, sources: list[str] | None
+    ) -> list[StoryPassage]:
+        """The ``k`` passages the profile's retrieval picks, best first (diverse, a story once, recency-weighted)."""
+        return retrieve(
+            self.store,
+            self.dense,
+            self.sparse,
+            question,
+            k=k,
+            policy=self.profile.retrieval,
+            recent_days=recent_days,
+            sources=sources,
+        )
 
     def prompt_budget(self) -> int:
         """Tokens the prompt may take: the usable context less the room kept for the answer."""
         return min(self.context_tokens, self.lm.context_window()) - self.max_new_tokens
+
+    def prompt_passages(self, tokenizer, question: str, retrieved: list[Passage]) -> list[Passage]:
+        """What one prompt shows: the profile's number of best passages that fit its budget, in its order."""
+        budget = self.prompt_budget()
+        if self.profile.prompt_tokens:
+            budget = min(budget, self.profile.prompt_tokens)
+        best = retrieved[: self.profile.passages]
+        return arrange(fit_passages(tokenizer, question, best, budget, self.profile.style), self.profile.order)
 
     def answer(
         self,
@@ -211,8 +269,9 @@ class Answerer:
         started = time.perf_counter()
         loaded = self.lm.get()
         model, tokenizer = loaded.model, loaded.tokenizer
+        style = self.profile.style
         budget = self.prompt_budget()
-        prompt_tokens = count_tokens(tokenizer, rag_prompt(tokenizer, question, []))  # instructions + question
+        prompt_tokens = count_tokens(tokenizer, rag_prompt(tokenizer, question, [], style))  # instructions + question
         if prompt_tokens + 32 > budget:
             question_tokens = count_tokens(tokenizer, question)
             raise InputError(
@@ -232,20 +291,27 @@ class Answerer:
                 raise KupError(
                     "no passages match (is the index empty? run `kup refresh` first, or widen --recent/--source)"
                 )
-            passages = fit_passages(tokenizer, question, retrieved, budget)
+            passages = self.prompt_passages(tokenizer, question, retrieved)
             if not passages:
                 raise InputError("the question leaves no room for any passage in the model's context; shorten it")
+            if self.profile.min_relevance > 0 and max(self.relevance(question, passages)) < self.profile.min_relevance:
+                # Nothing in the index is about the question: say so rather than let the model guess.
+                timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
+                return Answer(question, mode, NOT_FOUND, [], passages, loaded.adapter, timings)
             if mode == "prompt":
                 pieces = stream_greedy(
-                    model, tokenizer, rag_prompt(tokenizer, question, passages), max_new_tokens=self.max_new_tokens
+                    model,
+                    tokenizer,
+                    rag_prompt(tokenizer, question, passages, style),
+                    max_new_tokens=self.max_new_tokens,
                 )
             else:
-                relevance = self.relevance(question, passages)
+                weights = self.rag_token_scores(question, passages)
                 pieces = stream_rag_token(
                     model,
                     tokenizer,
-                    [rag_prompt(tokenizer, question, [p]) for p in passages],
-                    relevance,
+                    [rag_prompt(tokenizer, question, [p], style) for p in passages],
+                    weights,
                     max_new_tokens=self.max_new_tokens,
                     temperature=self.rag_token_temperature,
                 )
@@ -254,23 +320,30 @@ class Answerer:
             # Each passage had its own prompt, where it was [1]: the answer's sources are the passages
             # that carry the mixture, by weight.
             text = _CITATION.sub("", text)
-            weights = retrieval_log_weights(relevance, self.rag_token_temperature).exp().tolist()
-            ranked = sorted(range(len(passages)), key=lambda i: -weights[i])
-            citations = [
-                Citation(i + 1, passages[i].title, passages[i].url, passages[i].published)
-                for i in ranked
-                if weights[i] >= 0.2
-            ]
+            mixture = retrieval_log_weights(weights, self.rag_token_temperature).exp().tolist()
+            ranked = sorted(range(len(passages)), key=lambda i: -mixture[i])
+            citations = [citation(i + 1, passages[i]) for i in ranked if mixture[i] >= 0.2]
         else:
             citations = cited(text, passages) or attributed(text, passages)
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return Answer(question, mode, text.strip() or NOT_FOUND, citations, passages, loaded.adapter, timings)
 
     def relevance(self, question: str, passages: list[Passage]) -> list[float]:
-        """RAG-token's retrieval scores: cosine similarity of question and passage (fused rank scores are
-        nearly flat, so a softmax over them would weigh every passage alike)."""
+        """Cosine similarity of question and each passage (fused rank scores are nearly flat, so a softmax
+        over them would weigh every passage alike)."""
         vectors = self.dense.encode([question] + [p.text for p in passages])
         return [float(vectors[0] @ v) for v in vectors[1:]]
+
+    def rag_token_scores(self, question: str, passages: list[Passage]) -> list[float]:
+        """RAG-token's retrieval scores: the cosine relevance plus the recency prior the retrieval applied,
+        so that ``softmax(score / T)`` is the relevance softmax times the prior (the same ranking as the
+        passages' own)."""
+        scores = self.relevance(question, passages)
+        for i, p in enumerate(passages):
+            before = getattr(p, "relevance", 0.0)
+            if before > 0 and p.score > 0:
+                scores[i] += self.rag_token_temperature * math.log(p.score / before)
+        return scores
 
     @staticmethod
     def _drain(pieces: Iterator[str], on_text, started: float, timings: dict[str, float], tokenizer) -> str:
