@@ -61,6 +61,7 @@ def create_app(answerer: Answerer, guards: ApiGuards | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid)
     gate = GenerationGate(guards.generate_at_once, guards.generate_waiting)
     app.state.generation_gate = gate
+    answerer.store.keep_open()  # a served process searches at engine speed; writers elsewhere still get the index
 
     @app.get("/health")
     def health() -> dict:

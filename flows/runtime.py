@@ -53,7 +53,13 @@ class Runtime:
 
     @cached_property
     def dense(self) -> DenseEncoder:
-        return DenseEncoder(self.settings.embedding_model, batch_size=self.settings.embed_batch_size)
+        s = self.settings
+        return DenseEncoder(
+            s.embedding_model,
+            batch_size=s.embed_batch_size,
+            backend=s.encoder_backend,
+            cache_dir=s.data_path / "models" / "onnx",  # exported once per model, keyed by its files' hash
+        )
 
     @cached_property
     def sparse(self) -> SparseEncoder:

@@ -15,6 +15,7 @@ from errors import ConfigError
 logger = logging.getLogger(__name__)
 
 DENSE_SIZE = 384
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def packaged_model_path() -> Path:
@@ -31,18 +32,52 @@ class SparseVector:
 
 
 class DenseEncoder:
-    """Sentence-transformers encoder, loaded on first use (importing it takes seconds)."""
+    """Sentence embeddings, loaded on first use (importing torch takes seconds).
 
-    def __init__(self, model: str | Path | None = None, *, device: str | None = None, batch_size: int = 64) -> None:
+    ``backend`` picks the runtime: ``torch`` (sentence-transformers), or ``onnx`` / ``onnx-int8`` (the
+    model exported once into ``cache_dir``, run by ONNX Runtime without torch). A model that cannot be
+    exported falls back to torch with one warning.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int = 64,
+        backend: str = "torch",
+        cache_dir: Path | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown encoder backend {backend!r}; set KUP_ENCODER_BACKEND to one of {BACKENDS}")
         self.model_ref = str(model) if model else str(packaged_model_path())
         self.device = device
         self.batch_size = batch_size
+        self.backend = backend
+        self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "kup" / "onnx"
         self._model = None
+        self._onnx = None
         self._lock = threading.Lock()
         self.calls = 0  # texts encoded so far: lets tests and reports see what was (not) embedded
 
+    def _runtime(self):
+        """The ONNX encoder, or None when the backend is torch (or its export failed and torch took over)."""
+        if self.backend == "torch":
+            return None
+        with self._lock:
+            if self._onnx is None and self.backend != "torch":
+                from indexing.encoders import ExportError, load_onnx_encoder
+
+                try:
+                    self._onnx = load_onnx_encoder(Path(self.model_ref), self.cache_dir, self.backend)
+                except ExportError as exc:
+                    logger.warning("%s; encoding with torch instead (KUP_ENCODER_BACKEND=torch)", exc)
+                    self.backend = "torch"
+            return self._onnx
+
     @property
     def model(self):
+        """The sentence-transformers model (torch), whatever the backend: for callers that need it."""
         with self._lock:
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,7 +98,8 @@ class DenseEncoder:
 
     @property
     def tokenizer(self):
-        return self.model.tokenizer
+        onnx = self._runtime()
+        return onnx.tokenizer if onnx is not None else self.model.tokenizer
 
     def tokenize(self, texts: list[str], **kwargs):
         """The model's tokenizer, loading the model only when first called (for the chunker)."""
@@ -71,6 +107,9 @@ class DenseEncoder:
 
     @property
     def dimension(self) -> int:
+        onnx = self._runtime()
+        if onnx is not None:
+            return onnx.dimension
         model = self.model
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return getter()
@@ -79,6 +118,9 @@ class DenseEncoder:
         if not texts:
             return np.zeros((0, DENSE_SIZE), dtype=np.float32)
         self.calls += len(texts)
+        onnx = self._runtime()
+        if onnx is not None:
+            return onnx.encode(list(texts), self.batch_size)
         return self.model.encode(
             texts,
             batch_size=self.batch_size,

@@ -151,6 +151,10 @@ class VectorStore(ABC):
         """
         return False
 
+    def keep_open(self) -> VectorStore:
+        """For long-lived processes: keep connections (Edge: the shard) open between operations."""
+        return self
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 

@@ -1,0 +1,169 @@
+"""/search over HTTP while a refresh writes in another process: p50/p95 latency, query embedding included.
+
+Builds an Edge index of ``--size`` chunks (real MiniLM embeddings of generated texts plus small noise,
+BM25 vectors, as ``bench/query_latency.py`` does), serves it with ``answering.api.create_app`` in a
+uvicorn subprocess, and starts a writer subprocess that upserts ``--write-points`` points every
+``--write-every`` seconds through its own EdgeStore (what the every-minute refresh does). A client
+then posts real questions to /search one after another for ``--seconds``. ``--modes`` runs the
+server holding the shard (``held``, the default for ``kup api``) and opening it per request
+(``per-request``, before). One JSON line; target p95 under 20 ms at 100k chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from _common import ROOT, emit
+
+from indexing import Changes, ChunkPoint, DenseEncoder, EdgeStore, SparseEncoder, Vectors, point_id
+
+SERVER = """
+import sys, uvicorn
+sys.path.insert(0, {root!r})
+from answering import Answerer, LanguageModel
+from answering.api import create_app
+from indexing import DenseEncoder, EdgeStore, SparseEncoder
+store = EdgeStore({path!r})
+if {per_request!r}:
+    store.keep_open = lambda: store  # the behaviour before: the shard is opened for every request
+dense = DenseEncoder(backend={backend!r}, cache_dir={cache!r})
+dense.encode(["warm up"])
+answerer = Answerer(store, dense, SparseEncoder(), LanguageModel({tmp!r}, None))
+uvicorn.run(create_app(answerer), host="127.0.0.1", port={port}, log_level="warning")
+"""
+
+WRITER = """
+import sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+from indexing import Changes, ChunkPoint, EdgeStore, SparseVector, Vectors, point_id
+store = EdgeStore({path!r})
+rng = np.random.default_rng(3)
+n = 0
+while True:
+    time.sleep({every})
+    pts = []
+    for i in range({count}):
+        v = rng.normal(size=384); v /= np.linalg.norm(v)
+        pts.append(ChunkPoint(point_id("w", n), Vectors(v.tolist(), SparseVector([int(rng.integers(1, 9999))], [1.0])),
+                              {{"doc_id": f"w{{n}}", "source": "writer", "url": "", "text": "x", "chunk_index": 0}}))
+        n += 1
+    t = time.perf_counter()
+    store.apply(Changes(upserts=pts))
+    print(f"write {{time.perf_counter() - t:.3f}}", flush=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build(path: Path, size: int, dense: DenseEncoder, sparse: SparseEncoder, rng: np.random.Generator) -> float:
+    words = [f"w{i}" for i in range(5000)]
+    base_texts = [" ".join(rng.choice(words, 60)) for _ in range(500)]
+    base = dense.encode(base_texts)
+    store = EdgeStore(path)
+    t0 = time.perf_counter()
+    for start in range(0, size, 5000):
+        pts = []
+        for i in range(start, min(size, start + 5000)):
+            j = i % len(base)
+            v = base[j] + rng.normal(scale=0.02, size=base.shape[1])
+            v /= np.linalg.norm(v)
+            text = base_texts[j]
+            pts.append(ChunkPoint(point_id(f"d{i}", 0), Vectors(v.tolist(), sparse.encode([text])[0]), {
+                "doc_id": f"d{i}", "source": f"s{i % 7}", "url": f"https://x/{i}", "text": text[:200],
+                "chunk_index": 0, "published": "2026-11-01T00:00:00Z",
+            }))  # fmt: skip
+        store.apply(Changes(upserts=pts))
+    store.optimize()
+    return time.perf_counter() - t0
+
+
+def run_mode(args, path: Path, tmp: Path, per_request: bool, questions: list[str]) -> dict:
+    port = free_port()
+    server_code = SERVER.format(
+        root=str(ROOT), path=str(path), per_request=per_request, backend=args.backend,
+        cache=str(args.cache_dir), tmp=str(tmp), port=port,
+    )  # fmt: skip
+    env = {**os.environ, "KUP_API_KEY": ""}
+    server = subprocess.Popen([sys.executable, "-c", server_code], env=env)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(WRITER.format(root=str(ROOT), path=str(path), every=args.write_every,
+                                                             count=args.write_points))],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the API server did not start")
+                time.sleep(0.5)
+            lat, errors = [], 0
+            end = time.monotonic() + args.seconds
+            i = 0
+            while time.monotonic() < end:
+                t = time.perf_counter()
+                r = client.post("/search", json={"query": questions[i % len(questions)], "limit": 5})
+                lat.append((time.perf_counter() - t) * 1000)
+                errors += r.status_code != 200
+                i += 1
+    finally:
+        writer.terminate()
+        server.terminate()
+        writes = writer.communicate(timeout=30)[0].split()
+        server.wait(timeout=30)
+    lat.sort()
+    return {
+        "requests": len(lat),
+        "errors": errors,
+        "p50_ms": round(statistics.median(lat), 1),
+        "p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 1),
+        "p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 1),
+        "writes_done": writes.count("write"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--write-every", type=float, default=60)
+    parser.add_argument("--write-points", type=int, default=200)
+    parser.add_argument("--backend", default="onnx-int8")
+    parser.add_argument("--modes", default="held,per-request")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / ".kup-bench" / "onnx")
+    args = parser.parse_args()
+    rng = np.random.default_rng(7)
+    dense, sparse = DenseEncoder(backend=args.backend, cache_dir=args.cache_dir), SparseEncoder()
+    questions = [f"what happened with {' '.join(rng.choice([f'w{i}' for i in range(5000)], 5))}" for _ in range(200)]
+    figures: dict = {"size": args.size, "backend": args.backend, "write_every_s": args.write_every}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "index" / "kup"
+        figures["build_s"] = round(build(path, args.size, dense, sparse, rng), 1)
+        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+            figures[mode] = run_mode(args, path, Path(tmp), mode == "per-request", questions)
+    emit("search_latency", figures)
+
+
+if __name__ == "__main__":
+    main()
