@@ -34,8 +34,9 @@ def failed(message: str, summary: dict[str, Any] | None = None, name: str = "Fai
 
 class _QuietDeliberateFailures(logging.Filter):
     """Drops the traceback of a run that failed on purpose (a ``RunFailed`` or the FailedRun Prefect builds from
-    a Failed state's message) and of a task that hit its timeout, keeping one line, and Prefect's per-task note
-    that timeouts cannot interrupt blocking calls in worker threads; every other record passes untouched."""
+    a Failed state's message; a "Stale" one said as a warning) and of a task that hit its timeout, keeping one
+    line, and Prefect's per-task note that timeouts cannot interrupt blocking calls in worker threads; every other
+    record passes untouched."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from prefect.exceptions import FailedRun
@@ -46,8 +47,11 @@ class _QuietDeliberateFailures(logging.Filter):
             return False
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, RunFailed | FailedRun):
-            record.msg, record.args = "flow run ended %s: %s", (getattr(exc, "name", "Failed"), str(exc))
+            name = getattr(exc, "name", "Failed")
+            record.msg, record.args = "flow run ended %s: %s", (name, str(exc))
             record.exc_info = record.exc_text = None
+            if name != "Failed":  # a stale run: some sources are behind, nothing is broken in the run itself
+                record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
         elif isinstance(exc, TimeoutError):
             record.msg, record.args = "task run timed out: %s", (str(exc),)
             record.exc_info = record.exc_text = None

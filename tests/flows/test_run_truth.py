@@ -199,3 +199,17 @@ def test_a_yaml_error_in_the_sources_file_fails_the_run_in_one_sentence(pipeline
     state = refresh(return_state=True)
     assert state.is_failed() and state.message == str(failure)
     assert "failing" in run_tags(state)
+
+
+def test_a_stale_run_ends_failed_named_stale_with_a_warning_and_no_traceback(pipeline, engine_logs) -> None:
+    pipeline.publish("/world", 1)
+    pipeline.server.set("/gone", "gone", status=404, content_type="text/plain")
+    pipeline.write_sources({"world": "/world", "gone": "/gone"})
+
+    stale = run_as_served()
+
+    assert stale.name == "Stale" and str(stale).startswith("index is stale: gone failed: ")
+    assert stale.summary["failed_sources"] == ["gone"] and stale.summary["index"]["documents"] == 1
+    output = engine_logs.text
+    assert "WARNING prefect.flow_runs: flow run ended Stale: index is stale: gone failed" in output
+    assert "Traceback" not in output and "ERROR" not in output
