@@ -3,9 +3,7 @@ Prefect dashboard by a real headless Chromium. The screenshot lands in test-arti
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -15,20 +13,11 @@ import httpx
 import pytest
 
 from fixtures import ROOT, start_kup_up
+from fixtures.kup_up import BROWSER_ARGS, require_chromium
 
 pytestmark = pytest.mark.slow
 
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _wait_for_state(api: str, run_id: str, timeout: float = 180) -> str:
@@ -43,10 +32,7 @@ def _wait_for_state(api: str, run_id: str, timeout: float = 180) -> str:
 
 @pytest.fixture
 def served(pipeline, tmp_path):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("KUP_CI") == "1":
-            pytest.fail("Chromium is missing; .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    require_chromium()
     pipeline.publish("/world", 3)
     pipeline.write_sources({"world": "/world"})
     up = start_kup_up(pipeline.env(), serving={"refresh", "backfill"})
@@ -91,7 +77,7 @@ def test_runs_triggered_by_hand_show_in_the_dashboard(served) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     dashboard = api.removesuffix("/api")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        browser = playwright.chromium.launch(executable_path=require_chromium(), headless=True, args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{dashboard}/runs", wait_until="networkidle")
