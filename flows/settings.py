@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     # Answering ---------------------------------------------------------------------------------
     context_tokens: int = Field(2048, ge=256, le=32768, description="prompt + answer budget for the LLM")
     max_new_tokens: int = Field(160, ge=8, le=2048, description="longest answer generated")
+    recency_half_life_days: float | None = Field(
+        None,
+        gt=0,
+        le=3650,
+        description="recency prior on passages (None: off; it cost hit@1 on bench/qa.py's hard set); "
+        "latest/now/current questions get 7 days either way",
+    )
 
     # HTTP API (`kup api`) ----------------------------------------------------------------------
     api_key: SecretStr | None = Field(None, description="key every API call but /health must send; never logged")
