@@ -10,7 +10,16 @@ from datetime import UTC, datetime, timedelta
 from tests.training.conftest import add_documents
 from training import AdapterRegistry, load_recipe, run_finetune
 
-FAST = {"synthetic_samples": 4, "synthetic_tokens": 24, "max_seq_len": 64, "batch_size": 4, "eval_samples": 16}
+# The tiny model learns token statistics, not answerable facts: its gate judges NLL only (probes are
+# tested in test_probes.py and below, where too few probes must fail the gate).
+FAST = {
+    "synthetic_samples": 4,
+    "synthetic_tokens": 24,
+    "max_seq_len": 64,
+    "batch_size": 4,
+    "eval_samples": 16,
+    "gate": {"probes": False},
+}
 
 
 def good_recipe(**changes):
@@ -82,3 +91,13 @@ def test_training_is_deterministic_under_a_seed(tmp_path, catalog, first_update,
     assert len(first) == len(second) >= 2
     assert all(math.isclose(a, b, rel_tol=1e-5) for a, b in zip(first, second, strict=True))
     assert runs[0].summary["new_gain"] > 0  # and it learns
+
+
+def test_with_probes_on_too_few_probes_fail_the_gate_never_a_silent_pass(
+    tmp_path, catalog, first_update, tiny_model_dir
+) -> None:
+    recipe = good_recipe(gate={"probes": True, "min_probes": 1000}, epochs=1)
+    outcome = run_finetune(catalog, tmp_path / "data", recipe, base_model=str(tiny_model_dir))
+    assert outcome.status == "rejected"
+    assert any("probes" in reason for reason in outcome.verdict.reasons), outcome.verdict.reasons
+    assert AdapterRegistry(tmp_path / "data" / "adapters").champion() is None
