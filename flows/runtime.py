@@ -13,7 +13,6 @@ from indexing import (
     DenseEncoder,
     EdgeStore,
     Indexer,
-    QdrantStore,
     SparseEncoder,
     VectorStore,
 )
@@ -44,6 +43,8 @@ class Runtime:
         s = self.settings
         if s.qdrant_url:
             key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
+            from indexing.qdrant_store import QdrantStore
+
             return QdrantStore(s.qdrant_url, s.collection, api_key=key)
         return EdgeStore(s.index_path)
 

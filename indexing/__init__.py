@@ -6,7 +6,6 @@ from indexing.edge_store import EdgeStore
 from indexing.embedding import DENSE_SIZE, DenseEncoder, SparseEncoder, SparseVector
 from indexing.indexer import Indexer, embed_text
 from indexing.ingest import ingest_source
-from indexing.qdrant_store import QdrantStore
 from indexing.reindex import RebuildReport, rebuild_index
 from indexing.reports import IndexReport, SourceReport, percentiles, summarize
 from indexing.search import SearchResult, search
@@ -49,3 +48,12 @@ __all__ = [
     "search",
     "summarize",
 ]
+
+
+def __getattr__(name: str):
+    """QdrantStore loads qdrant-client (seconds of imports): only when a server is configured."""
+    if name == "QdrantStore":
+        from indexing.qdrant_store import QdrantStore
+
+        return QdrantStore
+    raise AttributeError(f"module 'indexing' has no attribute {name!r}")

@@ -20,9 +20,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import MinHash
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
 
 SHINGLE_WORDS = 5
 NUM_PERM = 128
@@ -54,6 +57,8 @@ def _permutations() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _minhash(permutations: tuple[np.ndarray, np.ndarray] | None = None) -> MinHash:
+    from datasketch import MinHash  # scipy and more behind it: loaded only when a fingerprint is made
+
     # The scheme is named, not defaulted: band keys are stored, and a library default that changed
     # between versions would silently stop old and new documents from meeting.
     return MinHash(num_perm=NUM_PERM, seed=_SEED, permutations=permutations, scheme=_SCHEME)
