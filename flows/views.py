@@ -311,6 +311,9 @@ def print_answer_end(answer: Answer, console: Console, err_console: Console) -> 
                 + (" (matched by content; the answer gave no [n])" if c.inferred else ""),
                 markup=False,
             )
+            others = [u for u in getattr(c, "urls", []) if u != c.url]
+            if others:  # a syndicated story: every other outlet that carried it
+                console.print(f"      also in: {', '.join(others)}", markup=False)
     elif answer.mode != "closed-book":
         console.print("\n(no passage cited)")
     t = answer.timings
