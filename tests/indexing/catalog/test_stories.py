@@ -92,3 +92,15 @@ def test_an_edited_or_deleted_document_leaves_its_story(catalog) -> None:
     catalog.mark_deleted("courier", [third.external_id])
     assert story_of(catalog, third) is None
     assert catalog.story_members([copy.id]) == {copy.id: [("lantern", copy.url)]}
+
+
+def test_database_rows_are_not_fingerprinted_into_stories(catalog) -> None:
+    article = doc("hn-0106", "ledger", T0)
+    rows = [
+        Document(source="tickets", external_id=str(n), text=article.text, title="t", extraction="row", published_at=T0)
+        for n in range(2)
+    ]
+    catalog.upsert_documents([article, *rows])
+    assert story_of(catalog, article) == article.id
+    assert [story_of(catalog, r) for r in rows] == [None, None]  # identical text, yet no story: rows are not news
+    assert catalog.assign_stories() == 0  # and nothing is left to assign later
