@@ -10,19 +10,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from indexing import Catalog
-from tests.training.conftest import FACTS, add_documents
+from tests.training.conftest import FACTS, FAST, add_documents
 from training import AdapterRegistry
-
-# The tiny model learns token statistics, not answerable facts: its gate judges NLL only (probes are
-# tested in test_probes.py and below, where too few probes must fail the gate).
-FAST = {
-    "synthetic_samples": 4,
-    "synthetic_tokens": 24,
-    "max_seq_len": 64,
-    "batch_size": 4,
-    "eval_samples": 16,
-    "gate": {"probes": False},
-}
 
 
 @pytest.fixture

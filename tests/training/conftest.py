@@ -51,3 +51,15 @@ def first_update(catalog) -> datetime:
     when = datetime.now(UTC) - timedelta(days=40)
     add_documents(catalog, FACTS, when=when)
     return when
+
+
+# The tiny model learns token statistics, not answerable facts: its gate judges NLL only (probes are
+# tested in test_probes.py and in test_finetune.py, where too few probes must fail the gate).
+FAST = {
+    "synthetic_samples": 4,
+    "synthetic_tokens": 24,
+    "max_seq_len": 64,
+    "batch_size": 4,
+    "eval_samples": 16,
+    "gate": {"probes": False},
+}

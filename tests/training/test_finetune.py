@@ -7,19 +7,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-from tests.training.conftest import add_documents
+from tests.training.conftest import FAST, add_documents
 from training import AdapterRegistry, load_recipe, run_finetune
-
-# The tiny model learns token statistics, not answerable facts: its gate judges NLL only (probes are
-# tested in test_probes.py and below, where too few probes must fail the gate).
-FAST = {
-    "synthetic_samples": 4,
-    "synthetic_tokens": 24,
-    "max_seq_len": 64,
-    "batch_size": 4,
-    "eval_samples": 16,
-    "gate": {"probes": False},
-}
 
 
 def good_recipe(**changes):
