@@ -58,8 +58,7 @@ def check_binding(host: str, api_key: str | None) -> None:
     """Listening beyond this machine without a key would serve the index to anyone who can reach the port."""
     if not is_loopback(host) and not api_key:
         raise ConfigError(
-            f"the API would listen on {host}, beyond this machine, without a key; set KUP_API_KEY "
-            "(or bind 127.0.0.1)"
+            f"the API would listen on {host}, beyond this machine, without a key; set KUP_API_KEY (or bind 127.0.0.1)"
         )
 
 

@@ -1,10 +1,12 @@
-"""Retrieval for answers: diverse passages (per article and per story), a recency prior, newest-wins order.
+"""Retrieval for answers: diverse passages (per article and per story), a recency prior, the newest wins.
 
-A hybrid search returns chunks; an answer wants different articles. Candidates are re-scored by a
-recency prior (half-life in days, measured back from the newest candidate, so an archive is judged
-by its own timeline), grouped by story (syndicated copies count once and lend their URLs and
-outlets to the one kept) and by article (at most ``per_document`` passages each), then cut to k.
-A question that asks for the latest, current or new state gets a shorter half-life.
+A hybrid search returns chunks; an answer wants different articles. Candidates are grouped by story
+(syndicated copies count once and lend their URLs and outlets to the one kept) and by article (at most
+``per_document`` passages each), then cut to k. A recency prior (half-life in days, measured back from
+the newest relevant candidate, so an archive is judged by its own timeline) is on for questions that
+ask for the latest or current state, and for all when a half-life is set. Where a newer passage that
+signals an update ("now", "UPDATE", "first given as") covers the same subject as an older one, the
+older yields its place (``newest_wins``), and the prompt shows passages oldest first, dated.
 """
 
 from __future__ import annotations
@@ -25,6 +27,68 @@ LATEST = re.compile(
     re.IGNORECASE,
 )
 _MAX_FETCH = 100  # the search's own limit
+# A passage that says it changes an earlier report ("now", "UPDATE", "was first given as", ...).
+UPDATE_SIGNAL = re.compile(
+    r"\b(now|update[sd]?|revised|corrected|instead|no longer|previously|originally|had been|"
+    r"first (?:given|reported|announced|put|set))\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"\b[A-Z][a-z]+(?:[ '-][A-Z][a-z]+)*")
+_DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday"
+_MONTHS = "January February March April May June July August September October November December"
+_NOT_NAMES = frozenset(re.split(r"\s+", f"{_DAYS} {_MONTHS} The This That These When What Which Who How Where Why"))
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset(
+    (
+        "a",
+        "about",
+        "after",
+        "did",
+        "do",
+        "does",
+        "how",
+        "many",
+        "much",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "will",
+        "with",
+    )
+)
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case words of two or more characters, less stop words (and question words)."""
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
 
 
 def asks_latest(question: str) -> bool:
@@ -49,25 +113,26 @@ class RetrievalPolicy:
 
     per_document: int = 1  # passages per article: other articles get the rest of the slots
     per_story: bool = True  # syndicated copies of one story take one slot
-    half_life_days: float | None = 7.0  # recency prior: a passage this much older than the newest weighs half
-    latest_half_life_days: float = 2.0  # the same for questions that ask for the latest/current state
+    half_life_days: float | None = None  # recency prior: a passage this much older than the newest weighs half
+    latest_half_life_days: float | None = 7.0  # the prior for questions that ask for the latest/current state
     candidates: int = 60  # chunks fetched before grouping
     top_relevant: int = 5  # the recency clock starts at the newest of this many most relevant candidates
+    topic_gate: float | None = None  # when set, candidates holding this share of the best coverage of the
+    # question's words rank first, so the prior orders passages on one topic only
 
     @classmethod
     def previous(cls) -> RetrievalPolicy:
-        return cls(per_document=0, per_story=False, half_life_days=None, candidates=0)
+        return cls(per_document=0, per_story=False, half_life_days=None, latest_half_life_days=None, candidates=0)
 
     def half_life(self, question: str) -> float | None:
-        if self.half_life_days is None:
-            return None
-        return min(self.half_life_days, self.latest_half_life_days) if asks_latest(question) else self.half_life_days
+        """The recency prior's half-life for this question (None: no prior)."""
+        if asks_latest(question) and self.latest_half_life_days:
+            return min(self.latest_half_life_days, self.half_life_days or self.latest_half_life_days)
+        return self.half_life_days
 
 
 @dataclass
 class _Group:
-    hits: list[Hit] = field(default_factory=list)
-    score: float = 0.0
     urls: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
 
@@ -102,6 +167,53 @@ def recency_scores(hits: Sequence[Hit], half_life_days: float | None, *, top_rel
     return scored
 
 
+def _names(text_or_passage) -> set[str]:
+    """The names a text mentions: capitalised words and runs of them."""
+    text = text_or_passage if isinstance(text_or_passage, str) else f"{text_or_passage.title} {text_or_passage.text}"
+    return {n for n in _NAME.findall(text) if len(n) > 3 and n not in _NOT_NAMES}
+
+
+def _subject(question: str) -> set[str]:
+    """What a question is about: the names it mentions, or its content words when it names nothing."""
+    return _names(question) or content_words(question)
+
+
+def newest_wins(question: str, passages: Sequence[Passage]) -> list[Passage]:
+    """The passages with those a newer update replaced moved after all others (order otherwise kept)."""
+    old = superseded(question, passages)
+    return [p for p, o in zip(passages, old, strict=True) if not o] + [
+        p for p, o in zip(passages, old, strict=True) if o
+    ]
+
+
+def superseded(question: str, passages: Sequence[Passage]) -> list[bool]:
+    """Per passage, whether a newer passage that signals an update covers the same subject: both mention
+    every name of the question (a follow-up that changed a figure the older one still gives)."""
+    subject = _subject(question)
+    if not subject:
+        return [False] * len(passages)
+    about = [subject <= _names(p) | content_words(f"{p.title} {p.text}") for p in passages]
+    newer_updates = [
+        (p.published, i) for i, p in enumerate(passages) if about[i] and p.published and UPDATE_SIGNAL.search(p.text)
+    ]
+    return [
+        about[i] and bool(p.published) and any(date > p.published for date, j in newer_updates if j != i)
+        for i, p in enumerate(passages)
+    ]
+
+
+def topic_gated(question: str, hits: Sequence[Hit], scores: Sequence[float], gate: float) -> list[float]:
+    """Scores lifted above every other candidate's for the hits that cover at least ``gate`` of the best
+    coverage of the question's content words (their order among themselves unchanged)."""
+    words = content_words(question)
+    if not words or not hits:
+        return list(scores)
+    coverage = [len(words & content_words(f"{h.payload.get('title', '')} {h.payload.get('text', '')}")) for h in hits]
+    best = max(coverage)
+    lift = max(scores, default=0.0) + 1.0
+    return [s + lift if best and c >= gate * best else s for s, c in zip(scores, coverage, strict=True)]
+
+
 def _to_passage(hit: Hit, score: float, group: _Group | None) -> StoryPassage:
     p = hit.payload
     urls = tuple(dict.fromkeys([*(p.get("story_urls") or []), *(group.urls if group else [])]))
@@ -127,33 +239,27 @@ def _to_passage(hit: Hit, score: float, group: _Group | None) -> StoryPassage:
 
 def diversify(hits: Sequence[Hit], scores: Sequence[float], *, k: int, per_document: int, per_story: bool) -> list:
     """Group hits by story (or article) and keep at most ``per_document`` passages of one article, the
-    best story first; a story's other copies lend their URLs and outlets. Returns (hit, score, group)."""
+    best story first; a story's other copies lend their URLs and outlets. Returns (hit index, group)."""
     order = sorted(range(len(hits)), key=lambda i: -scores[i])
     groups: dict[str, _Group] = {}
+    members: dict[str, list[int]] = {}
     doc_of_group: dict[str, str] = {}
     for i in order:
         hit = hits[i]
         doc = hit.payload.get("doc_id") or hit.id
         key = (hit.payload.get("story_id") or doc) if per_story else doc
-        group = groups.setdefault(key, _Group(score=scores[i]))
-        kept_doc = doc_of_group.setdefault(key, doc)
-        if kept_doc != doc:  # another outlet's copy of a story already kept: its URL, not its text
+        group = groups.setdefault(key, _Group())
+        kept = members.setdefault(key, [])
+        if doc_of_group.setdefault(key, doc) != doc:  # another outlet's copy of a kept story: its URL, not its text
             url, source = hit.payload.get("url"), hit.payload.get("source")
             if url and url not in group.urls:
                 group.urls.append(url)
             if source and source not in group.sources:
                 group.sources.append(source)
-            continue
-        if len(group.hits) < per_document:
-            group.hits.append(hit)
-    ranked = sorted(groups.values(), key=lambda g: -g.score)
-    picked = []
-    # Round-robin over stories: every story's best passage before any story's second.
-    for depth in range(per_document):
-        for group in ranked:
-            if depth < len(group.hits):
-                picked.append((group.hits[depth], scores[hits.index(group.hits[depth])], group))
-    return sorted(picked, key=lambda t: -t[1])[:k] if per_document > 1 else picked[:k]
+        elif len(kept) < per_document:
+            kept.append(i)
+    picked = [(i, groups[key]) for key in members for i in members[key]]
+    return sorted(picked, key=lambda t: -scores[t[0]])[:k]
 
 
 def retrieve(
@@ -176,5 +282,6 @@ def retrieve(
     fetch = min(_MAX_FETCH, max(policy.candidates, k * max(policy.per_document, 1) * 4))
     hits = search(store, dense, sparse, question, limit=fetch, sources=sources, published_after=since).hits
     scores = recency_scores(hits, policy.half_life(question), top_relevant=policy.top_relevant)
-    picked = diversify(hits, scores, k=k, per_document=max(policy.per_document, 1), per_story=policy.per_story)
-    return [_to_passage(hit, score, group) for hit, score, group in picked]
+    ranking = topic_gated(question, hits, scores, policy.topic_gate) if policy.topic_gate is not None else scores
+    picked = diversify(hits, ranking, k=k, per_document=max(policy.per_document, 1), per_story=policy.per_story)
+    return [_to_passage(hits[i], scores[i], group) for i, group in picked]
