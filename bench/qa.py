@@ -5,11 +5,12 @@ articles; ``--set simple`` runs the old 12-article set). Each article becomes a 
 is its outlet; the corpus is indexed once into a cache directory (keyed by the corpus' hash) and
 reused. Each choice is scored by its mean token log-likelihood as the answer: closed-book (no
 passages), prompt (the profile's passages in one prompt) and rag-token (one pass per passage, mixed
-by retrieval weight). Two answer profiles run side by side: ``previous`` (plain top-k, the long
-instructions, best first) and ``new`` (the Answerer's defaults). Per profile: hit@1/5/10 by source
-article (a passage of one of the question's source articles or of another outlet's copy of one),
-MRR, answer-in-top-5, accuracy overall and on updated facts (newest value vs a stale one), and
-latency of real ``answer()`` calls. Near-duplicate grouping is compared with the set's ``story_id``.
+by retrieval weight). Answer profiles run side by side: ``previous`` (plain top-k, the long
+instructions, best first), ``naive`` (top-3 chunks, no instructions: the naive RAG the issue measured
+against) and ``new`` (the Answerer's defaults). Per profile: hit@1/5/10 by source article (a passage
+of one of the question's source articles or of another outlet's copy of one), MRR, answer-in-top-5,
+accuracy overall and on updated facts (newest value vs a stale one), and latency of real ``answer()``
+calls. Near-duplicate grouping is compared with the set's ``story_id``.
 Targets (hard set): prompt accuracy >= closed-book + 0.25; updated facts >= 0.9 newest, <= 0.05 stale;
 hit@5 >= 0.95; grouping F1 >= 0.9.
 """
@@ -37,6 +38,8 @@ from answering import (
     retrieval_log_weights,
     token_mixture,
 )
+from answering.prompt import PromptStyle
+from answering.retrieval import RetrievalPolicy
 from answering.service import PREVIOUS, AnswerProfile
 from connectors import Document
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder
@@ -46,7 +49,12 @@ SETS = {
     "hard": (DATA / "hardnews" / "articles.jsonl", DATA / "hardnews" / "questions.jsonl"),
     "simple": (DATA / "qa_corpus.jsonl", DATA / "qa_questions.jsonl"),
 }
-PROFILES = {"previous": PREVIOUS, "new": AnswerProfile()}
+# The naive RAG the issue measured kup against: plain top-3 chunks, no instructions, no titles or dates.
+NAIVE = AnswerProfile(
+    RetrievalPolicy.previous(), PromptStyle("", titles=False, dates=False), passages=3, order="rank",
+    supersede=False, min_relevance=0.0,
+)  # fmt: skip
+PROFILES = {"naive": NAIVE, "previous": PREVIOUS, "new": AnswerProfile()}
 ANSWER_K = 5  # passages an answer retrieves (kup ask's default --k)
 
 
@@ -230,7 +238,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="articles JSONL (default: the set's)")
     parser.add_argument("--questions", type=Path, help="questions JSONL (default: the set's)")
     parser.add_argument("--limit", type=int, help="score only the first N questions")
-    parser.add_argument("--profiles", default="previous,new", help=f"comma-separated, of {', '.join(PROFILES)}")
+    parser.add_argument("--profiles", default="naive,previous,new", help=f"comma-separated, of {', '.join(PROFILES)}")
     parser.add_argument("--modes", default="closed-book,prompt,rag-token")
     parser.add_argument("--latency-questions", type=int, default=3)
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".kup-bench" / "qa", help="indexed corpora")
