@@ -14,6 +14,22 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.2%}"
 
 
+def _points(value: float | None) -> str:
+    """An accuracy change (a share) in points: +0.25 -> "+25.0 pts"."""
+    return "-" if not isinstance(value, int | float) else f"{value * 100:+.1f} pts"
+
+
+def _fuar(value: float | str | None) -> str:
+    if value == "inf":
+        return "inf"
+    return "-" if not isinstance(value, int | float) else f"{value:.2f}"
+
+
+def _probe_count(manifest: dict[str, Any], name: str) -> int | None:
+    table = (manifest.get("probes") or {}).get("table") or []
+    return next((r.get("count") for r in table if isinstance(r, dict) and r.get("set") == name), None)
+
+
 def print_finetune(result: dict[str, Any], console: Console) -> None:
     """One line with the adapter's verdict and figures, and why it was rejected if it was."""
     if result["status"] == "nothing-new":
@@ -30,21 +46,33 @@ def print_finetune(result: dict[str, Any], console: Console) -> None:
 
 
 def adapters_data(registry: AdapterRegistry) -> list[dict[str, Any]]:
-    """Every adapter, oldest first, with its gate figures and whether it is the champion."""
+    """Every adapter, oldest first, with its gate figures and whether it is the champion: NLL gain and forgetting,
+    closed-book accuracy on its own probes (and its change against the champion it started from), FUAR, and the
+    change in general-probe accuracy. A figure the manifest lacks (an adapter trained before probes) is None."""
     champion = registry.champion()
-    return [
-        {
-            "id": a.id,
-            "champion": champion is not None and a.id == champion.id,
-            "created_at": a.manifest["created_at"],
-            "method": a.manifest.get("method"),
-            "parent": a.manifest.get("parent"),
-            "passed": a.passed,
-            "summary": a.manifest.get("summary", {}),
-            "reasons": a.manifest.get("verdict", {}).get("reasons", []),
-        }
-        for a in registry.list()
-    ]
+    rows = []
+    for a in registry.list():
+        summary = a.manifest.get("summary") or {}
+        rows.append(
+            {
+                "id": a.id,
+                "champion": champion is not None and a.id == champion.id,
+                "created_at": a.manifest["created_at"],
+                "method": a.manifest.get("method"),
+                "parent": a.manifest.get("parent"),
+                "passed": a.passed,
+                "summary": summary,
+                "closed_book": {
+                    "accuracy": summary.get("probe_new_accuracy"),
+                    "change": summary.get("probe_new_change"),
+                    "probes": _probe_count(a.manifest, "new"),
+                },
+                "fuar": summary.get("fuar"),
+                "general_probe_change": summary.get("general_probe_change"),
+                "reasons": (a.manifest.get("verdict") or {}).get("reasons", []),
+            }
+        )
+    return rows
 
 
 def print_adapters(rows: list[dict[str, Any]], console: Console) -> None:
@@ -53,10 +81,21 @@ def print_adapters(rows: list[dict[str, Any]], console: Console) -> None:
         return
     for r in rows:
         mark = "*" if r["champion"] else " "
+        closed = r["closed_book"]
+        accuracy = "-" if not isinstance(closed["accuracy"], int | float) else f"{closed['accuracy']:.1%}"
+        probes = f", {closed['probes']} probes" if closed["probes"] is not None else ""
         console.print(
             f"{mark} {r['id']}  {r['method'] or '-':<10} {'passed' if r['passed'] else 'rejected':<8} "
             f"gain {_pct(r['summary'].get('new_gain'))}  "
-            f"general {_pct(r['summary'].get('general_forgetting'))}  parent {r['parent'] or '-'}",
+            f"general {_pct(r['summary'].get('general_forgetting'))}  parent {r['parent'] or '-'}  "
+            f"closed-book {accuracy} ({_points(closed['change'])}{probes})  FUAR {_fuar(r['fuar'])}  "
+            f"general probes {_points(r['general_probe_change'])}",
             markup=False,
         )
     console.print("(* = champion, used to answer questions)")
+    console.print(
+        "(gain, general: NLL change on the new documents and on general text; closed-book: accuracy on the "
+        "adapter's held-out questions and its change against the parent; FUAR: forgotten / (updated + acquired) "
+        "probes; general probes: change in general-knowledge accuracy)",
+        markup=False,
+    )
