@@ -22,6 +22,15 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server URL; default: embedded Qdrant Edge in the data dir")
     qdrant_api_key: SecretStr | None = Field(None, description="API key for a Qdrant server; never logged")
     collection: str = Field("kup", description="Qdrant collection name (server) / index folder name (Edge)")
+    qdrant_shards: int | None = Field(
+        None, ge=1, le=1000, description="shards of a new collection on a Qdrant cluster (None: the server's default)"
+    )
+    qdrant_replication_factor: int | None = Field(
+        None, ge=1, le=1000, description="copies of each shard on a Qdrant cluster (None: the server's default, 1)"
+    )
+    qdrant_write_consistency_factor: int | None = Field(
+        None, ge=1, le=1000, description="copies a write waits for; at most the replication factor (None: 1)"
+    )
 
     # Models and chunking -----------------------------------------------------------------------
     embedding_model: str | None = Field(None, description="sentence-transformers dir; default: packaged MiniLM")
@@ -79,6 +88,15 @@ class Settings(BaseSettings):
 
     # Orchestration -----------------------------------------------------------------------------
     prefect_api_url: str = Field("http://127.0.0.1:4200/api", description="Prefect server that `kup up` starts/uses")
+    dask_address: str | None = Field(
+        None, description="Dask scheduler (tcp://host:8786) that chunks and embeds large batches; None: in-process"
+    )
+    dask_workers: int = Field(
+        0, ge=0, le=256, description="without dask_address: a local Dask cluster of this many workers (0: in-process)"
+    )
+    dask_unreachable: Literal["fail", "in-process"] = Field(
+        "fail", description="when the Dask scheduler does not answer: stop with one sentence, or warn and go on"
+    )
 
     @field_validator("collection")
     @classmethod
@@ -86,6 +104,14 @@ class Settings(BaseSettings):
         if not value.replace("-", "").replace("_", "").isalnum():
             raise ValueError("use letters, digits, '-' and '_' only")
         return value
+
+    def secret(self, name: str) -> str | None:
+        """A setting's value; a ``prefect-secret:<block>`` reference is read from that Prefect Secret block."""
+        value = getattr(self, name)
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str) or not raw.startswith(SECRET_REF):
+            return raw
+        return read_secret_block(raw.removeprefix(SECRET_REF).strip(), f"KUP_{name.upper()}")
 
     @property
     def data_path(self) -> Path:
@@ -119,6 +145,37 @@ class Settings(BaseSettings):
             per_host_concurrency=self.per_host_concurrency,
             respect_robots=self.respect_robots,
         )
+
+
+SECRET_REF = "prefect-secret:"
+
+
+def read_secret_block(block: str, setting: str) -> str:
+    """The text in the Prefect Secret block ``block`` that ``setting`` refers to; one sentence when it is unreadable."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise ConfigError(
+            f"{setting} refers to the Prefect Secret block {block!r}, but no Prefect server is configured to read it "
+            "from; set PREFECT_API_URL, or set the value itself"
+        )
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(block, _sync=True).get()
+    except ValueError as exc:
+        raise ConfigError(
+            f"{setting} refers to the Prefect Secret block {block!r}, which does not exist ({exc}); "
+            f"create it (Blocks > Secret in the dashboard) or correct {setting}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - an unreachable server, a refused request
+        raise ConfigError(
+            f"{setting} refers to the Prefect Secret block {block!r}, which could not be read "
+            f"({type(exc).__name__}: {exc}); check PREFECT_API_URL"
+        ) from None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"the Prefect Secret block {block!r} named by {setting} holds no text value")
+    return value
 
 
 def load_settings(**overrides: object) -> Settings:
