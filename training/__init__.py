@@ -1,34 +1,59 @@
-"""Continual fine-tuning: Mix-review LoRA updates whose forgetting is checked before promotion."""
+"""Continual fine-tuning: LoRA updates on synthesised knowledge (restatements, question-answer pairs), trained with
+a continual-learning method (Mix-review, L2, RecAdam, EWC), judged by held-out probes and NLL before promotion.
+
+Importing this package loads no model library (torch loads when a model is); ``training.methods`` (RecAdam, EWC)
+and ``training.drift`` load torch and are imported from their modules."""
 
 from training.base_model import BaseLM, load_base
-from training.corpus import Sample, python_text, split_holdout, synthetic_cache_path, synthetic_text, windows
+from training.corpus import (
+    Sample,
+    python_text,
+    split_holdout,
+    synthetic_cache_path,
+    synthetic_text,
+    to_samples,
+    windows,
+)
 from training.evaluation import score_sets, summary
 from training.finetune import FinetuneOutcome, run_finetune
 from training.gate import Verdict, judge
 from training.mix_review import MixReviewSampler, PlainSampler, review_count
+from training.probes import accuracy, answers, fuar, general_probes, probe_table, read_probes, write_probes
 from training.recipe import Gate, Recipe, load_recipe
 from training.registry import Adapter, AdapterRegistry
+from training.synthesis import DocSynthesis, SynthesisCache, SynthesisReport, augment, make_probes, synthesize
 from training.trainer import TrainResult, attach_adapter, batches, collate, sampler_for, set_seed, train
 
 __all__ = [
     "Adapter",
     "AdapterRegistry",
     "BaseLM",
+    "DocSynthesis",
     "FinetuneOutcome",
     "Gate",
     "MixReviewSampler",
     "PlainSampler",
     "Recipe",
     "Sample",
+    "SynthesisCache",
+    "SynthesisReport",
     "TrainResult",
     "Verdict",
+    "accuracy",
+    "answers",
     "attach_adapter",
+    "augment",
     "batches",
     "collate",
+    "fuar",
+    "general_probes",
     "judge",
     "load_base",
     "load_recipe",
+    "make_probes",
+    "probe_table",
     "python_text",
+    "read_probes",
     "review_count",
     "run_finetune",
     "sampler_for",
@@ -36,8 +61,11 @@ __all__ = [
     "set_seed",
     "split_holdout",
     "summary",
+    "synthesize",
     "synthetic_cache_path",
     "synthetic_text",
+    "to_samples",
     "train",
     "windows",
+    "write_probes",
 ]
