@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from errors import KupError
 from indexing.catalog import Catalog, DocRow, lease_owner, now_utc
@@ -23,6 +24,10 @@ from indexing.embedding import DenseEncoder, SparseEncoder
 from indexing.reports import IndexReport
 from indexing.store import Changes, ChunkPoint, StoredPoint, Vectors, VectorStore, point_id, rfc3339
 from indexing.validation import CheckSummary, DocumentChecks, Requirements
+
+if TYPE_CHECKING:
+    from indexing.chunking import Chunk
+    from indexing.fanout import Fanout
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +59,10 @@ class Indexer:
         batch_size: int = 128,
         checks: DocumentChecks | None = None,
         requirements: Mapping[str, Requirements] | None = None,
+        fanout: Fanout | None = None,
     ) -> None:
+        self.fanout = fanout  # chunk and embed large batches on a Dask cluster; the writes stay here
+        self.timings = {"chunk": 0.0, "embed": 0.0, "write": 0.0}  # seconds per stage, summed over batches
         self.checks = checks
         self.requirements = requirements or {}
         self.catalog = catalog
@@ -64,7 +72,7 @@ class Indexer:
         self.sparse = sparse
         self.batch_size = batch_size
 
-    def _plan(self, doc: DocRow) -> _Plan:
+    def _plan(self, doc: DocRow, chunks: list[Chunk] | None = None) -> _Plan:
         points = []
         published = rfc3339(doc.published_at)
         if doc.deleted:  # no chunks wanted: the diff deletes every stored point
@@ -75,7 +83,7 @@ class Indexer:
             "story_urls": [url for _, url in members if url],  # every outlet's URL, so a citation can name all
             "story_sources": list(dict.fromkeys(source for source, _ in members)),
         }
-        for chunk in self.chunker.chunk(doc.text):
+        for chunk in self.chunker.chunk(doc.text) if chunks is None else chunks:
             text = embed_text(doc.title, chunk.text)
             payload = {
                 **story,
@@ -136,26 +144,41 @@ class Indexer:
 
     def write(self, docs: list[DocRow], store: VectorStore, report: IndexReport) -> list[_Plan]:
         """Bring ``store`` in line with ``docs``: embed only what changed, then write it in one go."""
-        plans = [self._plan(d) for d in docs]
+        started = time.perf_counter()
+        live = [d for d in docs if not d.deleted]
+        chunked = self.fanout.chunk([d.text for d in live]) if self.fanout is not None else None
+        by_doc = dict(zip([d.id for d in live], chunked, strict=True)) if chunked is not None else {}
+        plans = [self._plan(d, by_doc.get(d.id)) for d in docs]
+        self.timings["chunk"] += time.perf_counter() - started
+        started = time.perf_counter()
         with store.session():
             existing = store.points_of([d.id for d in docs])
             changes, to_embed, reuse = self._diff(plans, existing, report)
             reused_vectors = store.vectors(sorted(set(reuse.values())))
+        self.timings["write"] += time.perf_counter() - started
         fresh = [(pid, text, payload) for pid, text, payload in to_embed if reuse.get(pid) not in reused_vectors]
-        dense = self.dense.encode([text for _, text, _ in fresh])
-        sparse = self.sparse.encode([text for _, text, _ in fresh])
+        started = time.perf_counter()
+        dense, sparse = self._encode([text for _, text, _ in fresh])
+        self.timings["embed"] += time.perf_counter() - started
         for (pid, _, payload), d, s in zip(fresh, dense, sparse, strict=True):
             changes.upserts.append(ChunkPoint(pid, Vectors(d.tolist(), s), payload))
         for pid, _, payload in to_embed:
             source = reuse.get(pid)
             if source in reused_vectors:
                 changes.upserts.append(ChunkPoint(pid, reused_vectors[source], payload))
+        started = time.perf_counter()
         store.apply(changes)
+        self.timings["write"] += time.perf_counter() - started
         report.embedded += len(fresh)
         report.reused += len(to_embed) - len(fresh)
         report.deleted += len(changes.deletes)
         report.chunks += sum(len(p.points) for p in plans)
         return plans
+
+    def _encode(self, texts: list[str]):
+        """Dense and sparse vectors: on the Dask cluster for a large batch, here otherwise."""
+        encoded = self.fanout.encode(texts) if self.fanout is not None else None
+        return encoded if encoded is not None else (self.dense.encode(texts), self.sparse.encode(texts))
 
     def _index_batch(self, docs: list[DocRow], owner: str, report: IndexReport) -> None:
         plans = self.write(docs, self.store, report)
