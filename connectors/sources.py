@@ -23,6 +23,7 @@ from pydantic import (
 from errors import ConfigError
 
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MIN_POLL_SECONDS = 5.0  # a hot feed's shortest poll interval: faster than this is impolite to its host
 
 
 class FeedSource(BaseModel):
@@ -36,6 +37,8 @@ class FeedSource(BaseModel):
     fetch_articles: bool = True  # False: index the feed's own summary/content only
     allow_private_addresses: bool = False  # let this source reach private/loopback hosts (tests, intranets)
     max_items: Annotated[int, Field(ge=1, le=10_000)] = 200
+    # A hot feed: polled every this many seconds by `kup watch` (conditional GET; per-host limits still apply).
+    poll_seconds: Annotated[float, Field(ge=MIN_POLL_SECONDS, le=3600)] | None = None
 
     @field_validator("url")
     @classmethod
@@ -94,6 +97,7 @@ class SqlSource(BaseModel):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     max_delete_fraction: Annotated[float, Field(ge=0, le=1)] = 0.2  # mass-deletion guard for reconciliation
     timezone: str = "UTC"  # of naive timestamp columns
+    events: Literal["notify"] | None = None  # notify: a PostgreSQL trigger (`kup events install`) wakes a refresh
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SqlSource:
@@ -104,6 +108,8 @@ class SqlSource(BaseModel):
             if not _SELECT.match(body) or ";" in body:
                 raise ValueError("query must be a single SELECT (or WITH ... SELECT) statement")
             self.query = body
+        if self.events is not None and self.table is None:
+            raise ValueError("events: notify needs a table (a trigger cannot watch a query)")
         for name, template in (("text", self.text), ("title", self.title), ("url", self.url)):
             if template is not None:
                 try:
