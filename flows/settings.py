@@ -98,6 +98,26 @@ class Settings(BaseSettings):
         "fail", description="when the Dask scheduler does not answer: stop with one sentence, or warn and go on"
     )
 
+    # Events, hot feeds and alerts ----------------------------------------------------------------
+    events_quiet_seconds: float = Field(
+        0.3, ge=0, le=60, description="a source's notifications are reported after this long without another"
+    )
+    events_max_delay_seconds: float = Field(
+        2.0, gt=0, le=300, description="...or at the latest this long after the first, however busy the table"
+    )
+    events_spacing_seconds: float = Field(
+        2.0, ge=0, le=3600, description="one source's reports at most this often (bounds refreshes in a storm)"
+    )
+    alert_failed_runs: int = Field(
+        3, ge=1, le=100, description="alert when this many scheduled refresh runs in a row end Stale or Failed"
+    )
+    alert_freshness_seconds: float = Field(
+        900, ge=120, description="alert when no refresh has completed for this long (the index is that old)"
+    )
+    alert_block: str | None = Field(
+        None, description="Prefect notification block (type-slug/name) that alerts go to; None: the UI only"
+    )
+
     @field_validator("collection")
     @classmethod
     def _collection_name(cls, value: str) -> str:
