@@ -3,8 +3,9 @@
 A candidate is promoted only when every expectation holds: general and earlier NLL rise by at most
 the allowed share, new NLL falls by at least the required share, and no figure is missing or NaN
 (a diverged run). With probes (``training.probes``), a second suite checks closed-book accuracy: the new
-probes are enough and their accuracy rises by the required points, general-probe accuracy falls by at
-most the allowed points, and FUAR stays under its limit. The verdict lists the failed expectations in words.
+probes are enough and their accuracy rises by the required points, the general probes are enough (a missing set
+fails, never passes unmeasured) and their accuracy falls by at most the allowed points, and FUAR stays under its
+limit. The verdict lists the failed expectations in words.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from dataclasses import dataclass, field
 
 from indexing.validation import ephemeral_context
 from training.recipe import Gate
+
+# A missing probe figure, as a finite number far below any threshold (an infinity in the column makes Great
+# Expectations fail every row's expectation, including rows whose figures are fine).
+MISSING = -1e9
 
 
 @dataclass
@@ -57,7 +62,7 @@ def _expectations(gate: Gate, sets: set[str]):
     return out
 
 
-def _probe_expectations(gate: Gate, sets: set[str]):
+def _probe_expectations(gate: Gate):
     import great_expectations.expectations as gxe
 
     def where(name: str) -> dict:
@@ -80,36 +85,52 @@ def _probe_expectations(gate: Gate, sets: set[str]):
             "fuar",
         ),
     ]
-    if "general" in sets:
-        out.append(
-            (
-                gxe.ExpectColumnValuesToBeBetween(
-                    column="change", min_value=-gate.max_general_probe_drop, **where("general")
-                ),
-                f"general-probe accuracy falls by at most {gate.max_general_probe_drop:.0%} points",
-                "general",
-            )
-        )
+    # The general set is always checked: without it, forgetting of general knowledge would pass unmeasured.
+    out += [
+        (
+            gxe.ExpectColumnValuesToBeBetween(column="count", min_value=gate.min_general_probes, **where("general")),
+            f"at least {gate.min_general_probes} general-knowledge probes",
+            "general:count",
+        ),
+        (
+            gxe.ExpectColumnValuesToBeBetween(
+                column="change", min_value=-gate.max_general_probe_drop, **where("general")
+            ),
+            f"general-probe accuracy falls by at most {gate.max_general_probe_drop:.0%} points",
+            "general",
+        ),
+    ]
     return out
 
 
 def _validate(name: str, frame, described) -> list:
+    """The result of each expectation in ``described``, in that order (Great Expectations returns them grouped by
+    column, so each is tagged with its position and put back in place)."""
     import great_expectations as gx
 
     context = ephemeral_context()
     batch = context.data_sources.add_pandas(name).add_dataframe_asset("table")
     definition = batch.add_batch_definition_whole_dataframe("all")
     suite = context.suites.add(gx.ExpectationSuite(name=name))
-    for expectation, _, _ in described:
+    for position, (expectation, _, _) in enumerate(described):
+        expectation.meta = {**(expectation.meta or {}), "position": position}
         suite.add_expectation(expectation)
     validation = context.validation_definitions.add(gx.ValidationDefinition(data=definition, suite=suite, name=name))
-    return list(validation.run(batch_parameters={"dataframe": frame}, result_format="COMPLETE").results)
+    results = validation.run(batch_parameters={"dataframe": frame}, result_format="COMPLETE").results
+    by_position = {int(r.expectation_config.meta["position"]): r for r in results}
+    return [by_position[i] for i in range(len(described))]
 
 
 def _probe_reason(sentence: str, key: str, rows: dict, fuar: float | None) -> str:
     if key == "new:count":
         count = rows.get("new", {}).get("count", 0)
         return f"{sentence}, but there are only {count} (synthesis found too few facts to hold out)"
+    if key == "general:count":
+        count = rows.get("general", {}).get("count", 0)
+        return (
+            f"{sentence}, but there are only {count} (training/data/general_probes.jsonl is missing or cut short; "
+            "restore it, or lower gate.min_general_probes in the recipe)"
+        )
     if key == "fuar":
         return f"{sentence}, but it is {fuar:g}" if fuar is not None else f"{sentence}, but it is missing"
     change = rows.get(key, {}).get("change")
@@ -152,13 +173,14 @@ def judge(rows: list[dict], gate: Gate, probes: list[dict] | None = None, fuar: 
         return verdict
     probe_rows = {r["set"]: r for r in probes}
     table = [{"set": r["set"], "count": r["count"], "change": r["change"]} for r in probes]
-    if "new" not in probe_rows:
-        table.append({"set": "new", "count": 0, "change": None})
+    for required in ("new", "general"):
+        if required not in probe_rows:
+            table.append({"set": required, "count": 0, "change": None})
     infinite = fuar is not None and math.isinf(fuar)
     table.append({"set": "fuar", "count": 0, "change": 1e9 if infinite else (fuar if fuar is not None else 0.0)})
     probe_frame = pd.DataFrame(table)
-    probe_frame["change"] = [float("-inf") if v is None else v for v in probe_frame["change"]]
-    described = _probe_expectations(gate, set(probe_rows))
+    probe_frame["change"] = [MISSING if v is None else v for v in probe_frame["change"]]
+    described = _probe_expectations(gate)
     for outcome, (_, sentence, key) in zip(_validate("probe-gate", probe_frame, described), described, strict=True):
         verdict.checks.append({"expectation": sentence, "passed": bool(outcome.success)})
         if not outcome.success:

@@ -25,6 +25,7 @@ class Gate(BaseModel):
     min_new_gain: Annotated[float, Field(ge=0, le=1)] = 0.05  # new NLL must fall by at least 5%
     probes: bool = True  # also judge by closed-book accuracy on probes (off: NLL only, said in the verdict)
     min_probes: Annotated[int, Field(ge=1)] = 8  # fewer new probes than this: the gate fails and says so
+    min_general_probes: Annotated[int, Field(ge=1)] = 50  # fewer general probes: forgetting is unmeasured, fail
     min_probe_gain: Annotated[float, Field(ge=0, le=1)] = 0.05  # new-probe accuracy must rise 5 points
     max_general_probe_drop: Annotated[float, Field(ge=0, le=1)] = 0.02  # general-probe accuracy: at most -2 points
     max_fuar: Annotated[float, Field(ge=0)] = 0.2  # forgotten / (updated + acquired) probes (CKL, Jang et al. 2022)
