@@ -8,10 +8,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from errors import ConfigError, StoreError
 from errors.redact import mask_text, mask_url
@@ -75,6 +77,66 @@ def _sparse(vec: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=vec.indices, values=vec.values)
 
 
+# Cluster settings as a user sets them, and the words a server's refusal uses for each.
+_SETTINGS = {
+    "shard_number": ("KUP_QDRANT_SHARDS", ("shard_number", "shard number", "shards")),
+    "replication_factor": ("KUP_QDRANT_REPLICATION_FACTOR", ("replication_factor", "replication factor", "replica")),
+    "write_consistency_factor": (
+        "KUP_QDRANT_WRITE_CONSISTENCY_FACTOR",
+        ("write_consistency_factor", "write consistency", "consistency"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """How a new collection is spread over a Qdrant cluster; None leaves the server's default.
+
+    Applied when a collection is created (the live one and every rebuild's), never to an existing one.
+    """
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, (setting, _) in _SETTINGS.items():
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000):
+                raise ConfigError(f"{setting} must be a whole number from 1 to 1000, not {value!r}")
+        writes, copies = self.write_consistency_factor, self.replication_factor or 1
+        if writes is not None and writes > copies:
+            raise ConfigError(
+                f"KUP_QDRANT_WRITE_CONSISTENCY_FACTOR ({writes}) must not exceed KUP_QDRANT_REPLICATION_FACTOR "
+                f"({copies}): a write cannot wait for more copies than the collection keeps"
+            )
+
+    def options(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in _SETTINGS if getattr(self, name) is not None}
+
+    def refusal(self, exc: UnexpectedResponse, collection: str) -> ConfigError | None:
+        """The server's refusal of a collection as one sentence naming the cluster setting it objects to; None
+        when the refusal is about something else."""
+        if exc.status_code is None or not 400 <= exc.status_code < 500 or exc.status_code == 409:
+            return None
+        try:
+            reason = str(exc.structured().get("status", {}).get("error") or "").strip()
+        except (ValueError, AttributeError):
+            reason = exc.content.decode(errors="replace").strip()
+        reason = " ".join(reason.split())[:300] or f"HTTP {exc.status_code}"
+        lowered = reason.lower()
+        named = [name for name, (_, words) in _SETTINGS.items() if any(w in lowered for w in words)]
+        if not named:
+            named = list(self.options())
+        if not named:
+            return None
+        shown = ", ".join(f"{_SETTINGS[n][0]}={getattr(self, n) or 'server default'}" for n in named)
+        return ConfigError(
+            f"the Qdrant server refused to create collection {collection} with {shown} ({reason.rstrip('.')}); "
+            f"change {' or '.join(_SETTINGS[n][0] for n in named)}"
+        )
+
+
 class QdrantStore(VectorStore):
     def __init__(
         self,
@@ -85,10 +147,12 @@ class QdrantStore(VectorStore):
         dense_size: int = DENSE_SIZE,
         timeout: int = 30,
         client: QdrantClient | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.url = url
         self.collection = collection
         self.dense_size = dense_size
+        self.cluster = cluster or Cluster()
         self._secrets = _secrets(url, api_key)
         self._owns_client = client is None
         if client is not None:
@@ -111,11 +175,19 @@ class QdrantStore(VectorStore):
         return f"{mask_url(self.url)} collection {self.collection}"
 
     def _create(self, name: str) -> None:
-        self.client.create_collection(
-            name,
-            vectors_config={DENSE: models.VectorParams(size=self.dense_size, distance=models.Distance.COSINE)},
-            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-        )
+        """A physical collection with the cluster settings (local mode has no cluster and ignores them)."""
+        try:
+            self.client.create_collection(
+                name,
+                vectors_config={DENSE: models.VectorParams(size=self.dense_size, distance=models.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                **self.cluster.options(),
+            )
+        except UnexpectedResponse as exc:
+            refusal = self.cluster.refusal(exc, name)
+            if refusal is None:
+                raise
+            raise refusal from None
         for field_name in KEYWORD_FIELDS:
             self.client.create_payload_index(name, field_name, models.PayloadSchemaType.KEYWORD)
         for field_name in DATETIME_FIELDS:
@@ -143,9 +215,12 @@ class QdrantStore(VectorStore):
                 return alias.collection_name
         return None
 
+    @_errors
     def staging(self, *, dense_size: int | None = None) -> QdrantStore:
         name = f"{self.collection}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
-        staging = QdrantStore(self.url, name, dense_size=dense_size or self.dense_size, client=self.client)
+        staging = QdrantStore(
+            self.url, name, dense_size=dense_size or self.dense_size, client=self.client, cluster=self.cluster
+        )
         staging._secrets = self._secrets
         staging._create(name)
         staging._ready = True  # a physical collection, written to directly

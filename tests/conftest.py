@@ -20,7 +20,9 @@ os.environ.update(
         "TOKENIZERS_PARALLELISM": "false",
     }
 )
-for key in [k for k in os.environ if k.startswith("KUP_") and k != "KUP_CI"]:
+# Where the real servers for tests are (kept): PostgreSQL, MariaDB, and a Qdrant server for the store contract.
+_TEST_SERVERS = ("KUP_CI", "KUP_TEST_POSTGRES_URL", "KUP_TEST_MARIADB_URL", "KUP_TEST_QDRANT_URL")
+for key in [k for k in os.environ if k.startswith("KUP_") and k not in _TEST_SERVERS]:
     del os.environ[key]  # a developer's own settings must not leak into tests
 
 import prefect.main  # noqa: E402, F401 - sets up Prefect's logging now (see below)
