@@ -143,14 +143,20 @@ class RefreshOutcome:
 
 
 def finish_refresh(
-    catalog: Catalog, reports: list[SourceReport], index_report: IndexReport, started: datetime
+    catalog: Catalog,
+    reports: list[SourceReport],
+    index_report: IndexReport,
+    started: datetime,
+    extra: dict[str, Any] | None = None,
 ) -> RefreshOutcome:
-    """Summarize the run, judge it against each source's failure streak, and record it in the catalog."""
+    """Summarize the run, judge it against each source's failure streak, and record it in the catalog (with
+    ``extra`` figures, such as the model's drift, kept in the summary beside the run's own)."""
     finished = now_utc()
     summary = summarize(reports, index_report, (finished - started).total_seconds())
     streaks = catalog.failure_streaks([report.source for report in reports])
     verdict = refresh_verdict(summary, streaks)
     summary["verdict"] = {"status": verdict.status, "message": verdict.message}
+    summary.update(extra or {})
     catalog.record_refresh(started, finished, summary)
     return RefreshOutcome(summary, streaks, verdict, started, finished)
 
