@@ -23,6 +23,7 @@ class DeploymentSpec:
     schedules: list[dict[str, Any]] = field(default_factory=list)
     concurrency_limit: dict[str, Any] | int | None = None
     tags: list[str] = field(default_factory=list)
+    triggers: list[dict[str, Any]] = field(default_factory=list)  # automations that run this deployment
 
     @property
     def flow_name(self) -> str:
@@ -49,9 +50,29 @@ def read_specs(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
                 schedules=raw.get("schedules") or [],
                 concurrency_limit=raw.get("concurrency_limit"),
                 tags=raw.get("tags") or [],
+                triggers=raw.get("triggers") or [],
             )
         )
     return specs
+
+
+def _triggers(spec: DeploymentSpec) -> list:
+    """The deployment's triggers as Prefect models (each becomes an automation whose action runs the deployment,
+    as ``prefect deploy`` makes them); named ``DEPLOYMENT__automation_N`` unless the declaration names them."""
+    from prefect.events import DeploymentTriggerTypes
+    from pydantic import TypeAdapter, ValidationError
+
+    adapter = TypeAdapter(DeploymentTriggerTypes)
+    out = []
+    for i, raw in enumerate(spec.triggers, start=1):
+        try:
+            out.append(adapter.validate_python({"name": f"{spec.name}__automation_{i}", **raw}))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(
+                f"trigger {i} of deployment {spec.name} in {PREFECT_YAML.name} is invalid: {problems}"
+            ) from None
+    return out
 
 
 def _schedule(raw: dict[str, Any]):
@@ -91,6 +112,7 @@ def runner_deployments(specs: list[DeploymentSpec]) -> list:
                 schedules=[_schedule(s) for s in spec.schedules],
                 concurrency_limit=limit,
                 tags=spec.tags,
+                triggers=_triggers(spec),
             )
         )
     return out
