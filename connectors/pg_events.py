@@ -296,8 +296,13 @@ class Listener:
     def _report(self, change: Change) -> None:
         try:
             self.report(change)
-        except Exception:  # noqa: BLE001 - a failed report must not stop listening; the minute refresh covers it
-            logger.exception("could not report the change of source %s", change.source)
+        except Exception as exc:  # noqa: BLE001 - a failed report must not stop listening; the minute refresh covers it
+            logger.warning(
+                "could not report the change of source %s (%s: %s); the scheduled refresh will read it",
+                change.source,
+                type(exc).__name__,
+                mask_text(str(exc).strip().splitlines()[0] if str(exc).strip() else ""),
+            )
 
     def _report_forever(self) -> None:
         while not self.stopping.wait(0.05):
@@ -324,7 +329,7 @@ class Listener:
                     for name in channels.values():  # whatever changed while we were away: the cursor path catches up
                         self.debouncer.add(name, "CONNECT", None, now, reason="connect")
                     self._drain(conn, channels)
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:  # a lost or refused connection (or a broken one): back off, connect again
                 attempt += 1
                 wait = min(self.backoff_cap, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

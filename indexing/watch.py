@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from connectors.sources import FeedSource
+from indexing.ingest import failure_reason
 from indexing.reports import IndexReport, SourceReport
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,8 @@ class FeedWatcher:
     def poll(self, feed: FeedSource) -> SourceReport | None:
         try:
             report = self.pull(feed)
-        except Exception:  # noqa: BLE001 - one broken poll must not stop the watcher; the next one tries again
-            logger.exception("polling %s failed", feed.name)
+        except Exception as exc:  # noqa: BLE001 - one broken poll must not stop the watcher; the next one tries again
+            logger.warning("polling %s failed: %s", feed.name, failure_reason(exc))
             self.stats.failures += 1
             return None
         self.stats.polls += 1
@@ -87,8 +88,8 @@ class FeedWatcher:
         started = time.perf_counter()
         try:
             report = self.index()
-        except Exception:  # noqa: BLE001 - documents stay pending; the next poll or the minute refresh retries
-            logger.exception("indexing after a hot poll failed; the documents stay pending")
+        except Exception as exc:  # noqa: BLE001 - documents stay pending; the next poll or the minute refresh retries
+            logger.warning("indexing after a hot poll failed (%s); the documents stay pending", failure_reason(exc))
             return
         seconds = time.perf_counter() - started
         self.stats.indexed += report.documents
