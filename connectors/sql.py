@@ -270,6 +270,10 @@ class SqlReader:
         except SQLAlchemyError as exc:
             raise self._fail(f"cannot connect (check the URL in {s.url_env})", exc) from exc
 
+    def probe(self) -> None:
+        """Connect and let go, reading nothing: a backing-off source's cheap check that its database answers."""
+        self._connect_check()
+
     def check(self) -> None:
         """Connect and make sure the table or query and every configured column exist."""
         s = self.source

@@ -68,6 +68,17 @@ def _reconcile(
     return None
 
 
+def probe_sql(source: SqlSource, env: Mapping[str, str] | None = None) -> str | None:
+    """Connect to a backing-off source's database (its connect timeout, nothing read): None when it answers,
+    else why not. A database back from an outage is read by the next run instead of after its backoff."""
+    try:
+        with SqlReader(source, env) as reader:
+            reader.probe()
+    except (ConfigError, SourceError) as exc:
+        return str(exc)
+    return None
+
+
 def ingest_sql(
     source: SqlSource,
     catalog: Catalog,
@@ -81,7 +92,11 @@ def ingest_sql(
     started = time.perf_counter()
     now = now or now_utc()
     if skipped := backing_off(catalog, source.name, "sql", now, force):
-        return skipped
+        if (still_down := probe_sql(source, env)) is not None:
+            skipped.skipped += f"; probe: {still_down}"
+            skipped.seconds = time.perf_counter() - started
+            return skipped
+        logger.info("%s answers again: pulled before its backoff ends", source.name)
     report = SourceReport(source=source.name, kind="sql")
     state: dict[str, Any] = dict(catalog.source_cursor(source.name) or {})
     try:

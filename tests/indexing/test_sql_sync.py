@@ -296,3 +296,19 @@ def test_a_backfill_of_an_unreachable_database_reports_the_error(db, catalog: Ca
         db.restore_connections()
     assert report.error and "tickets" in report.error and report.new == 0
     assert catalog.count(source="tickets") == 0 and catalog.source_cursor("tickets") is None
+
+
+def test_a_backing_off_database_is_probed_and_read_as_soon_as_it_answers(db, catalog: Catalog) -> None:
+    insert(db, [ticket(i) for i in range(1, 4)])
+    db.break_connections()
+    try:
+        for minute in range(2):
+            assert sync(db, catalog, now=NOW + timedelta(minutes=minute)).error
+        skipped = sync(db, catalog, now=NOW + timedelta(minutes=2))  # backing off: probed, still down
+        assert skipped.skipped.startswith("backing off after failures") and "probe: source tickets" in skipped.skipped
+        assert catalog.failure_streaks(["tickets"]) == {"tickets": 2}  # a probe is not a new failure
+    finally:
+        db.restore_connections()
+    back = sync(db, catalog, now=NOW + timedelta(minutes=2, seconds=30))  # still inside the backoff
+    assert back.ok and not back.skipped and back.new == 3
+    assert catalog.failure_streaks(["tickets"]) == {"tickets": 0}
