@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from fixtures.news_site import paragraphs
 from flows.refresh_local import refresh_here
 from flows.runtime import Runtime
 from flows.settings import load_settings
@@ -46,3 +47,20 @@ def test_a_pull_that_hangs_is_stopped_at_its_limit_without_prefect(pipeline, mon
     )
     with Runtime(load_settings()) as rt:
         assert rt.catalog.last_refresh()["summary"]["failed_sources"] == ["stuck"]
+
+
+def test_an_article_that_leaves_its_feed_stays_indexed_and_searchable(pipeline) -> None:
+    """Feeds keep only their latest items: one that drops out was not deleted at its source, so nothing is lost."""
+    from indexing.search import search
+
+    items = pipeline.publish("/world", 3)
+    pipeline.write_sources({"world": "/world"})
+    first = refresh_here(load_settings())
+    assert first["index"]["documents"] == 3
+    pipeline.publish("/world", 2, start=3, etag='"v2"')  # the feed now lists stories 3 and 4 only: 0-2 have left it
+    second = refresh_here(load_settings())
+    assert {s["source"]: s["new"] for s in second["sources"]} == {"world": 2}
+    with Runtime(load_settings()) as rt:
+        assert rt.catalog.count(status="indexed") == 5
+        hits = search(rt.store, rt.dense, rt.sparse, paragraphs(0, count=6)[0][:300], limit=3).hits
+        assert items[0].link in {h.payload.get("url") for h in hits}
