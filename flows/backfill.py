@@ -14,6 +14,7 @@ from flows.outcome import failed, quiet_deliberate_failures
 from flows.runtime import Runtime
 from flows.settings import load_settings
 from indexing.backfill import backfill_source
+from indexing.fanout import stage_summary
 from indexing.reports import human_duration
 
 quiet_deliberate_failures()
@@ -29,6 +30,7 @@ def backfill(source: str, since: datetime, until: datetime | None = None) -> Sta
             [selected] = select_sources(runtime.sources(), [source])
             report = backfill_source(selected, runtime.catalog, runtime.fetcher, since, until)
             indexed = runtime.indexer.run()
+            stages, stage_line = stage_summary(runtime.indexer.timings, runtime.indexer.fanout)
     except KupError as exc:
         logger.error("backfill of %s (%s) failed: %s", source, window, exc)
         return failed(f"backfill of {source} failed: {exc}")
@@ -41,6 +43,8 @@ def backfill(source: str, since: datetime, until: datetime | None = None) -> Sta
         "error": report.error,
         "indexed": indexed.documents,
         "embedded": indexed.embedded,
+        "pull_seconds": round(report.seconds, 2),
+        **stages,
     }
     line = (
         f"{report.new} new, {report.updated} updated, {report.unchanged} unchanged; "
@@ -50,6 +54,7 @@ def backfill(source: str, since: datetime, until: datetime | None = None) -> Sta
         key="backfill-summary",
         markdown=(
             f"## Backfill of `{source}`, {window}\n\n{line} in {human_duration(report.seconds)}."
+            + f"\n\nStages: pull {report.seconds:.1f} s, {stage_line}."
             + (f"\n\n**Failed:** {report.error}" if report.error else "")
         ),
         description=f"backfill {source}",
@@ -58,4 +63,8 @@ def backfill(source: str, since: datetime, until: datetime | None = None) -> Sta
     if report.error:
         logger.error("backfill of %s failed: %s", source, report.error)
         return failed(f"backfill of {source} failed: {report.error}", summary)
+    if indexed.failed:  # the store or the Dask cluster failed: the documents wait for the next run
+        logger.error("backfill of %s could not index %d document(s): %s", source, indexed.failed, indexed.errors[0])
+        message = f"backfill of {source} could not index {indexed.failed} document(s): {indexed.errors[0]}"
+        return failed(message, summary)
     return Completed(message=line, data=summary)

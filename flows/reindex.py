@@ -10,6 +10,7 @@ from errors import KupError
 from flows.outcome import failed, quiet_deliberate_failures
 from flows.runtime import Runtime
 from flows.settings import load_settings
+from indexing.fanout import stage_summary
 from indexing.reindex import rebuild_index
 
 quiet_deliberate_failures()
@@ -43,13 +44,15 @@ def _reindex() -> dict:
             batch_size=runtime.settings.index_batch_docs,
             on_progress=on_progress,
         )
+        stages, stage_line = stage_summary(runtime.indexer.timings, runtime.indexer.fanout)
     create_markdown_artifact(
         key="reindex-summary",
         markdown=(
             f"## Reindex\n\nRebuilt {report.documents} document(s) into {report.chunks} chunk(s) "
             f"in {report.seconds:.1f} s and switched to `{report.collection}`; "
-            f"{report.requeued} document(s) that changed meanwhile go to the next refresh."
+            f"{report.requeued} document(s) that changed meanwhile go to the next refresh.\n\n"
+            f"Stages: {stage_line}."
         ),
     )
-    logger.info("reindexed %d documents into %s", report.documents, report.collection)
-    return report.__dict__
+    logger.info("reindexed %d documents into %s; %s", report.documents, report.collection, stage_line)
+    return {**report.__dict__, **stages}
