@@ -46,7 +46,13 @@ class _QuietDeliberateFailures(logging.Filter):
             # timeout takes effect when they return; the warning would fill the `kup up` terminal each minute.
             return False
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, RunFailed | FailedRun):
+        if record.name == "prefect.events.utilities" and "stopped service instance" in str(exc):
+            # A heartbeat the run's thread emits as the engine shuts its event worker down: the run has ended,
+            # the lost heartbeat only feeds zombie detection. Prefect logs it with a traceback; one line does.
+            record.msg, record.args = "%s (after the run ended; nothing was lost)", (record.getMessage(),)
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            record.exc_info = record.exc_text = None
+        elif isinstance(exc, RunFailed | FailedRun):
             name = getattr(exc, "name", "Failed")
             record.msg, record.args = "flow run ended %s: %s", (name, str(exc))
             record.exc_info = record.exc_text = None
@@ -62,8 +68,9 @@ _FILTER = _QuietDeliberateFailures()
 
 
 def quiet_deliberate_failures() -> None:
-    """Install the filter on the loggers Prefect's engine reports a failed run with (idempotent)."""
-    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine"):
+    """Install the filter on the loggers Prefect's engine reports a failed run (and a late heartbeat) with
+    (idempotent)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.engine", "prefect.events.utilities"):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
