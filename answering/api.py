@@ -54,7 +54,9 @@ async def _invalid(_request: Request, exc: RequestValidationError) -> JSONRespon
     return JSONResponse({"detail": problems}, status_code=422)
 
 
-def create_app(answerer: Answerer, guards: ApiGuards | None = None) -> FastAPI:
+def create_app(answerer: Answerer, guards: ApiGuards | None = None, *, pipeline: str | None = None) -> FastAPI:
+    """``pipeline`` (an opaque id of the index served) is shown by /health, so a local ``kup search`` can tell
+    that this server answers for its own index before asking it instead of loading the model itself."""
     guards = guards or ApiGuards()
     app = FastAPI(title="kup", summary="Search and answer from a continuously refreshed index.", version="0.1.0")
     app.add_middleware(GuardMiddleware, guards=guards)
@@ -65,7 +67,7 @@ def create_app(answerer: Answerer, guards: ApiGuards | None = None) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
-        return {"ok": True}
+        return {"ok": True, "pipeline": pipeline} if pipeline else {"ok": True}
 
     @app.post("/search")
     def search_passages(request: SearchRequest) -> dict:
@@ -82,6 +84,7 @@ def create_app(answerer: Answerer, guards: ApiGuards | None = None) -> FastAPI:
         )
         return {
             "query": result.query,
+            "embed_ms": round(result.embed_ms, 2),
             "search_ms": round(result.search_ms, 2),
             "hits": [{"score": h.score, **h.payload} for h in result.hits],
         }

@@ -1,9 +1,36 @@
-"""Talking to the outside world: polite HTTP, feeds and SQL sources, yielding Documents."""
+"""Talking to the outside world: polite HTTP, feeds and SQL sources, yielding Documents.
 
-from connectors.document import Document, ItemFailure, document_id, utc
-from connectors.feeds import FeedPull, FeedState, pull_feed, reextract
-from connectors.fetching import Fetcher, FetchPolicy
-from connectors.sources import FeedSource, Source, load_sources, select_sources
+Names load on first use (PEP 562): ``from connectors import FetchPolicy`` does not import the feed
+parser, trafilatura or httpx's transports, so commands that only read settings or the index start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connectors.document import Document, ItemFailure, document_id, utc
+    from connectors.feeds import FeedPull, FeedState, pull_feed, reextract
+    from connectors.fetching import Fetcher, FetchPolicy
+    from connectors.sources import FeedSource, Source, load_sources, select_sources
+
+_WHERE = {
+    "Document": "connectors.document",
+    "ItemFailure": "connectors.document",
+    "document_id": "connectors.document",
+    "utc": "connectors.document",
+    "FeedPull": "connectors.feeds",
+    "FeedState": "connectors.feeds",
+    "pull_feed": "connectors.feeds",
+    "reextract": "connectors.feeds",
+    "Fetcher": "connectors.fetching",
+    "FetchPolicy": "connectors.fetching",
+    "FeedSource": "connectors.sources",
+    "Source": "connectors.sources",
+    "load_sources": "connectors.sources",
+    "select_sources": "connectors.sources",
+}
 
 __all__ = [
     "Document",
@@ -14,6 +41,7 @@ __all__ = [
     "Fetcher",
     "ItemFailure",
     "Source",
+    "annotations",
     "document_id",
     "load_sources",
     "pull_feed",
@@ -21,3 +49,16 @@ __all__ = [
     "select_sources",
     "utc",
 ]
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'connectors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -142,23 +142,57 @@ def search(
     since: Annotated[str | None, typer.Option(help="Only passages published after (2026-11-01, 2d, 12h)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Print the best passages for a query (hybrid dense + sparse search)."""
-    from answering.requests import require_query
-    from flows.runtime import Runtime
+    """Print the best passages for a query (hybrid dense + sparse search).
+
+    Asks a running `kup api` serving the same index when there is one (no model to load), else searches here.
+    """
     from flows.views import print_search, search_data, to_json
-    from indexing import search as hybrid_search
 
     published_after = parse_when(since) if since else None
-    query = require_query(query)
-    with Runtime(settings()) as rt:
-        result = hybrid_search(
-            rt.store, rt.dense, rt.sparse, query, limit=limit, sources=source or None, published_after=published_after
-        )
+    s = settings()
+    result = _search_via_api(s, query, limit, source, published_after)
+    if result is None:
+        from flows.runtime import Runtime
+        from indexing import search as hybrid_search
+
+        with Runtime(s) as rt:
+            result = hybrid_search(
+                rt.store,
+                rt.dense,
+                rt.sparse,
+                query,
+                limit=limit,
+                sources=source or None,
+                published_after=published_after,
+            )
     data = search_data(result)
     if as_json:
         console.print_json(to_json(data))
     else:
         print_search(data, console)
+
+
+def _search_via_api(s: Settings, query: str, limit: int, sources: list[str] | None, published_after):
+    """The running `kup api`'s answer as a SearchResult, or None to search in this process."""
+    from datetime import UTC, datetime
+
+    from flows.api_client import find_api
+
+    body: dict = {"query": query, "limit": limit, "sources": sources or None}
+    if published_after is not None:
+        days = (datetime.now(UTC) - published_after).total_seconds() / 86400
+        if days <= 0:
+            return None  # a moment in the future: the local search says what it finds (nothing)
+        body["recent_days"] = days
+    client = find_api(s)
+    reply = client.search(body) if client else None
+    if reply is None:
+        return None
+    from indexing import SearchResult
+    from indexing.store import Hit
+
+    hits = [Hit("", float(h.pop("score")), h) for h in reply["hits"]]
+    return SearchResult(reply["query"], hits, embed_ms=reply.get("embed_ms", 0.0), search_ms=reply["search_ms"])
 
 
 @app.command()
@@ -259,6 +293,21 @@ def ask(
 
     recent_since(recent)  # refuses a non-positive or absurd --recent before the model loads
     s = settings()
+    from flows.api_client import find_api
+
+    client = find_api(s)
+    body = {"question": question, "mode": mode, "k": k, "recent_days": recent, "sources": source or None}
+    reply = client.ask(body) if client else None
+    if reply is not None:  # answered by the running `kup api`: no model loads here
+        if as_json:
+            console.print_json(to_json(reply))
+        else:
+            from types import SimpleNamespace
+
+            console.print(reply["text"], end="", markup=False, highlight=False)
+            citations = [SimpleNamespace(**c) for c in reply.get("citations", [])]
+            print_answer_end(SimpleNamespace(**{**reply, "citations": citations}), console, err_console)
+        return
     announce_preparation(s)
     with Runtime(s) as rt:
         stream = None if as_json else (lambda piece: console.print(piece, end="", markup=False, highlight=False))
@@ -282,6 +331,7 @@ def api(
 
     from answering.api import create_app
     from answering.api_guards import ApiGuards, check_binding
+    from flows.api_client import pipeline_id
     from flows.runtime import Runtime
 
     s = settings()
@@ -296,7 +346,8 @@ def api(
     )
     with Runtime(s) as rt:
         console.print(f"kup API on http://{host}:{port} (docs at /docs; key {'required' if key else 'off'})")
-        uvicorn.run(create_app(rt.answerer, guards), host=host, port=port, log_level="warning")
+        app_ = create_app(rt.answerer, guards, pipeline=pipeline_id(s))
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 app.command()(cli_training.finetune)

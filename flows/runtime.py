@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from connectors import Fetcher, Source, load_sources
 from flows.settings import Settings
-from indexing import (
-    Catalog,
-    Chunker,
-    DenseEncoder,
-    EdgeStore,
-    Indexer,
-    SparseEncoder,
-    VectorStore,
-)
-from indexing.validation import DocumentChecks, Requirements
+
+if TYPE_CHECKING:  # each part imports its libraries when first built: `kup search` never loads the catalog's
+    from connectors import Fetcher, Source
+    from indexing import Catalog, Chunker, DenseEncoder, Indexer, SparseEncoder, VectorStore
+    from indexing.validation import Requirements
 
 
 class Runtime:
@@ -32,10 +27,14 @@ class Runtime:
         self.close()
 
     def sources(self) -> list[Source]:
+        from connectors import load_sources
+
         return load_sources(self.settings.sources_file)
 
     @cached_property
     def catalog(self) -> Catalog:
+        from indexing import Catalog
+
         return Catalog(self.settings.resolved_catalog_url)
 
     @cached_property
@@ -46,14 +45,20 @@ class Runtime:
             from indexing.qdrant_store import QdrantStore
 
             return QdrantStore(s.qdrant_url, s.collection, api_key=key)
+        from indexing import EdgeStore
+
         return EdgeStore(s.index_path)
 
     @cached_property
     def fetcher(self) -> Fetcher:
+        from connectors import Fetcher
+
         return Fetcher(self.settings.fetch_policy())
 
     @cached_property
     def dense(self) -> DenseEncoder:
+        from indexing import DenseEncoder
+
         s = self.settings
         return DenseEncoder(
             s.embedding_model,
@@ -64,20 +69,29 @@ class Runtime:
 
     @cached_property
     def sparse(self) -> SparseEncoder:
+        from indexing import SparseEncoder
+
         return SparseEncoder()
 
     @cached_property
     def chunker(self) -> Chunker:
+        from indexing import Chunker
+
         return Chunker(
             self.dense.tokenize, chunk_tokens=self.settings.chunk_tokens, overlap_tokens=self.settings.chunk_overlap
         )
 
     def requirements(self) -> dict[str, Requirements]:
         """What each configured source's documents must carry."""
+        from indexing.validation import Requirements
+
         return {source.name: Requirements.for_source(source) for source in self.sources()}
 
     @cached_property
     def indexer(self) -> Indexer:
+        from indexing import Indexer
+        from indexing.validation import DocumentChecks
+
         return Indexer(
             self.catalog,
             self.store,

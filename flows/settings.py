@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024, description="largest request body")
     api_generate_at_once: int = Field(1, ge=1, le=64, description="/ask answers generated at once (CPU or GPU bound)")
     api_generate_waiting: int = Field(4, ge=0, le=1024, description="/ask requests queued; more get 503 Retry-After")
+    api_url: str | None = Field(
+        None,
+        description="a running `kup api` that `kup search`/`kup ask` ask first (no model load): its URL, or 'off'; "
+        "default: the one on 127.0.0.1:8077 when it serves this same index",
+    )
 
     # Data checks before indexing -------------------------------------------------------------------
     min_text_chars: int = Field(25, ge=1, description="shorter texts are quarantined, not indexed")

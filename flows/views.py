@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -11,15 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from connectors import load_sources
-from connectors.sql import SqlCursor
 from errors import ConfigError
 from errors.redact import mask_url
-from flows.runtime import Runtime
-from indexing import SearchResult, now_utc, percentiles
-from indexing.reports import human_duration
+from indexing.reports import human_duration, percentiles
 
-if TYPE_CHECKING:  # answering loads the language model's libraries: only the type is needed here
+if TYPE_CHECKING:  # answering loads the language model's libraries: only the types are needed here
     from answering import Answer
+    from flows.runtime import Runtime
+    from indexing import SearchResult
 
 
 def to_json(data: Any) -> str:
@@ -77,6 +76,10 @@ def freshness_lines(freshness: dict[str, Any]) -> list[str]:
 
 def _cursor_position(state: dict[str, Any], now: datetime) -> tuple[Any, float | None]:
     """An SQL source's cursor (the last committed change) and how far behind now it is."""
+    if not state.get("cursor"):  # a feed: no need to load the SQL connector (SQLAlchemy, trafilatura)
+        return None, None
+    from connectors.sql import SqlCursor
+
     cursor = SqlCursor.from_json((state.get("cursor") or {}).get("position"))
     return cursor.position(now) if cursor else (None, None)
 
@@ -84,7 +87,7 @@ def _cursor_position(state: dict[str, Any], now: datetime) -> tuple[Any, float |
 def status_data(runtime: Runtime) -> dict[str, Any]:
     settings = runtime.settings
     catalog = runtime.catalog
-    now = now_utc()
+    now = datetime.now(UTC)
     raw = catalog.status()
     configured: list[str] | None
     try:

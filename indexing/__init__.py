@@ -1,25 +1,56 @@
-"""The catalog, chunking, embedding, the Qdrant stores and hybrid retrieval; never fetches from the network."""
+"""The catalog, chunking, embedding, the Qdrant stores and hybrid retrieval; never fetches from the network.
 
-from indexing.catalog import Catalog, DocRow, now_utc
-from indexing.chunking import Chunk, Chunker
-from indexing.edge_store import EdgeStore
-from indexing.embedding import DENSE_SIZE, DenseEncoder, SparseEncoder, SparseVector
-from indexing.indexer import Indexer, embed_text
-from indexing.ingest import ingest_source
-from indexing.reindex import RebuildReport, rebuild_index
-from indexing.reports import IndexReport, SourceReport, percentiles, summarize
-from indexing.search import SearchResult, search
-from indexing.sql_sync import backfill_sql, ingest_sql
-from indexing.store import Changes, ChunkPoint, Hit, StoredPoint, Vectors, VectorStore, point_id
-from indexing.validation import DocumentChecks, Requirements
+Names load on first use (PEP 562): ``kup search`` imports the Edge store and the encoders but not the
+catalog's SQLAlchemy, the indexer's data checks or qdrant-client (seconds of imports, loaded only when a
+Qdrant server is configured).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from indexing.catalog import Catalog, DocRow, now_utc
+    from indexing.chunking import Chunk, Chunker
+    from indexing.edge_store import EdgeStore
+    from indexing.embedding import DENSE_SIZE, DenseEncoder, SparseEncoder, SparseVector
+    from indexing.indexer import Indexer, embed_text
+    from indexing.ingest import ingest_source
+    from indexing.qdrant_store import QdrantStore
+    from indexing.reindex import RebuildReport, rebuild_index
+    from indexing.reports import IndexReport, SourceReport, percentiles, summarize
+    from indexing.sql_sync import backfill_sql, ingest_sql
+    from indexing.store import Changes, ChunkPoint, Hit, StoredPoint, Vectors, VectorStore, point_id
+    from indexing.validation import DocumentChecks, Requirements
+
+# Eager: the submodule ``indexing.search`` would otherwise shadow the function of that name once imported.
+from indexing.search import SearchResult, search  # noqa: E402  (light: numpy and the store protocol)
+
+_WHERE = {
+    **dict.fromkeys(("Catalog", "DocRow", "now_utc"), "indexing.catalog"),
+    **dict.fromkeys(("Chunk", "Chunker"), "indexing.chunking"),
+    "EdgeStore": "indexing.edge_store",
+    **dict.fromkeys(("DENSE_SIZE", "DenseEncoder", "SparseEncoder", "SparseVector"), "indexing.embedding"),
+    **dict.fromkeys(("Indexer", "embed_text"), "indexing.indexer"),
+    "ingest_source": "indexing.ingest",
+    "QdrantStore": "indexing.qdrant_store",
+    **dict.fromkeys(("RebuildReport", "rebuild_index"), "indexing.reindex"),
+    **dict.fromkeys(("IndexReport", "SourceReport", "percentiles", "summarize"), "indexing.reports"),
+    **dict.fromkeys(("backfill_sql", "ingest_sql"), "indexing.sql_sync"),
+    **dict.fromkeys(
+        ("Changes", "ChunkPoint", "Hit", "StoredPoint", "Vectors", "VectorStore", "point_id"), "indexing.store"
+    ),
+    **dict.fromkeys(("DocumentChecks", "Requirements"), "indexing.validation"),
+}
 
 __all__ = [
-    "DENSE_SIZE",
     "Catalog",
     "Changes",
     "Chunk",
     "ChunkPoint",
     "Chunker",
+    "DENSE_SIZE",
     "DenseEncoder",
     "DocRow",
     "DocumentChecks",
@@ -37,6 +68,7 @@ __all__ = [
     "StoredPoint",
     "VectorStore",
     "Vectors",
+    "annotations",
     "backfill_sql",
     "embed_text",
     "ingest_source",
@@ -51,9 +83,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """QdrantStore loads qdrant-client (seconds of imports): only when a server is configured."""
-    if name == "QdrantStore":
-        from indexing.qdrant_store import QdrantStore
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'indexing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return QdrantStore
-    raise AttributeError(f"module 'indexing' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,6 +8,7 @@ or that ONNX Runtime cannot load, is rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,31 +34,56 @@ class ExportError(Exception):
     """The model cannot be exported to ONNX (unsupported layout or a failed export)."""
 
 
-def model_fingerprint(model_dir: Path) -> str:
-    """sha256 over the model's files (names and contents); remembered per file size and mtime to stay cheap."""
+def model_fingerprint(model_dir: Path, memo_file: Path | None = None) -> str:
+    """sha256 over the model's files (names and contents); each file's hash is remembered per path, size and
+    mtime, in this process and in ``memo_file`` (so a fresh ``kup search`` does not read 90 MB to start)."""
     files = sorted(p for p in model_dir.rglob("*") if p.is_file() and ".git" not in p.parts)
     if not files:
         raise ExportError(f"{model_dir} holds no model files")
+    on_disk = _read_memo(memo_file) if memo_file is not None else {}
+    _hash_memo.update(on_disk)
     digest = hashlib.sha256(_EXPORT_VERSION.encode())
+    keys = []
     for path in files:
+        keys.append(_file_key(path))
         digest.update(str(path.relative_to(model_dir)).encode())
         digest.update(_file_hash(path).encode())
+    if memo_file is not None and any(k not in on_disk for k in keys):
+        _write_memo(memo_file, {**on_disk, **{k: _hash_memo[k] for k in keys}})
     return digest.hexdigest()[:16]
 
 
-_hash_memo: dict[tuple[str, int, int], str] = {}
+_hash_memo: dict[str, str] = {}  # "path|size|mtime_ns" -> sha256
+
+
+def _file_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
 
 
 def _file_hash(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = _file_key(path)
     if key not in _hash_memo:
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _hash_memo[key] = h.hexdigest()
+        _hash_memo[key] = _sha256(path)
     return _hash_memo[key]
+
+
+def _read_memo(memo_file: Path) -> dict[str, str]:
+    with contextlib.suppress(OSError, ValueError):  # absent or unreadable: hash again
+        memo = json.loads(memo_file.read_text())
+        if isinstance(memo, dict):
+            return {str(k): str(v) for k, v in memo.items()}
+    return {}
+
+
+def _write_memo(memo_file: Path, memo: dict[str, str]) -> None:
+    try:
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        part = memo_file.with_name(f"{memo_file.name}.{os.getpid()}.part")
+        part.write_text(json.dumps(memo))
+        os.replace(part, memo_file)
+    except OSError as exc:  # only a cache
+        logger.info("could not remember model file hashes in %s: %s", memo_file, exc)
 
 
 def _layout(model_dir: Path) -> tuple[str, int]:
@@ -139,7 +165,12 @@ SHARED_CACHE = Path.home() / ".cache" / "kup" / "onnx"
 
 
 def _recorded_valid(directory: Path, name: str) -> bool:
-    """``directory/name`` exists with the size and sha256 its manifest recorded when it was written."""
+    """``directory/name`` exists with the size and sha256 its manifest recorded when it was written.
+
+    A file still carrying the size and modification time recorded with its checksum was not rewritten
+    since (a torn or partial write, a copy over it, a truncation all change them), so it is not read
+    again to start; any other file is hashed in full.
+    """
     target, manifest = directory / name, directory / "manifest.json"
     if not (target.exists() and manifest.exists()):
         return False
@@ -147,7 +178,12 @@ def _recorded_valid(directory: Path, name: str) -> bool:
         recorded = json.loads(manifest.read_text()).get(name, {})
     except ValueError:
         return False
-    return recorded.get("size") == target.stat().st_size and recorded.get("sha256") == _sha256(target)
+    st = target.stat()
+    if recorded.get("size") != st.st_size:
+        return False
+    if recorded.get("mtime_ns") == st.st_mtime_ns and recorded.get("sha256"):
+        return True
+    return recorded.get("sha256") == _sha256(target)
 
 
 class OnnxExport:
@@ -159,7 +195,7 @@ class OnnxExport:
 
     def __init__(self, model_dir: Path, cache_dir: Path, shared_dir: Path | None = SHARED_CACHE) -> None:
         self.model_dir = model_dir
-        fingerprint = model_fingerprint(model_dir)
+        fingerprint = model_fingerprint(model_dir, cache_dir / "file-hashes.json")
         self.dir = cache_dir / fingerprint
         self.shared = shared_dir / fingerprint if shared_dir is not None else None
         self.manifest = self.dir / "manifest.json"
@@ -228,7 +264,8 @@ class OnnxExport:
         finally:
             tmp.unlink(missing_ok=True)
         manifest = json.loads(self.manifest.read_text()) if self.manifest.exists() else {}
-        manifest[target.name] = {"size": target.stat().st_size, "sha256": _sha256(target)}
+        st = target.stat()
+        manifest[target.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(target)}
         part = self.manifest.with_suffix(".part")
         part.write_text(json.dumps(manifest, indent=1))
         os.replace(part, self.manifest)

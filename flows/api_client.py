@@ -1,0 +1,77 @@
+"""The fast path of ``kup search`` and ``kup ask``: ask a running ``kup api`` instead of loading models here.
+
+``KUP_API_URL`` names the server (``off`` disables the fast path). Unset, the default local address
+(127.0.0.1:8077) is tried, and used only when its /health names the same index as this command's
+settings, so a server for another data directory is never asked. Whatever goes wrong on the way (no
+server, a refused key, a busy or failing server, a request it rejects) returns None and the command
+runs in this process as before, with its usual messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import httpx
+
+from flows.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:8077"  # `kup api`'s default --host and --port
+PROBE_TIMEOUT = httpx.Timeout(1.0, connect=0.25)  # a closed local port refuses at once; a hung one is skipped
+
+
+def pipeline_id(s: Settings) -> str:
+    """An opaque id of the index a process serves (its Qdrant collection, or its Edge index directory)."""
+    where = f"qdrant {s.qdrant_url} {s.collection}" if s.qdrant_url else f"edge {s.index_path}"
+    return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
+class ApiClient:
+    def __init__(self, url: str, api_key: str | None) -> None:
+        self.url = url.rstrip("/")
+        self.headers = {"X-API-Key": api_key} if api_key else {}
+
+    def _post(self, path: str, body: dict, timeout: float) -> dict[str, Any] | None:
+        try:
+            response = httpx.post(
+                f"{self.url}{path}", json=body, headers=self.headers, timeout=httpx.Timeout(timeout, connect=0.5)
+            )
+        except httpx.HTTPError as exc:
+            logger.info("kup api at %s did not answer %s (%s); working in this process", self.url, path, exc)
+            return None
+        if response.status_code != 200:
+            logger.info(
+                "kup api at %s answered %s with %s; working in this process", self.url, path, response.status_code
+            )
+            return None
+        return response.json()
+
+    def search(self, body: dict) -> dict[str, Any] | None:
+        return self._post("/search", body, timeout=30.0)
+
+    def ask(self, body: dict) -> dict[str, Any] | None:
+        return self._post("/ask", body, timeout=600.0)  # generation on a CPU; the server queues questions
+
+
+def find_api(s: Settings) -> ApiClient | None:
+    """The running ``kup api`` to ask, or None (switched off, not running, or serving another index)."""
+    url = (s.api_url or "").strip()
+    if url.lower() in ("off", "none", "no", "false", "0"):
+        return None
+    explicit = bool(url)
+    url = url or DEFAULT_URL
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/health", timeout=PROBE_TIMEOUT)
+        health = response.json() if response.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        health = {}
+    if not health.get("ok"):
+        if explicit:
+            logger.warning("no kup api answers at %s (KUP_API_URL); working in this process", url)
+        return None
+    if not explicit and health.get("pipeline") != pipeline_id(s):
+        return None  # the default address serves another data directory (or an older kup api)
+    return ApiClient(url, s.api_key.get_secret_value() if s.api_key else None)
