@@ -18,7 +18,7 @@ from answering.requests import AskRequest, SearchRequest, recent_since
 from answering.service import Answerer
 from errors import InputError, KupError
 from errors.redact import mask_text
-from indexing import search
+from indexing import Catalog, search
 
 T = TypeVar("T")
 MAX_ERRORS_SHOWN = 10  # validation problems listed per response
@@ -54,7 +54,9 @@ async def _invalid(_request: Request, exc: RequestValidationError) -> JSONRespon
     return JSONResponse({"detail": problems}, status_code=422)
 
 
-def create_app(answerer: Answerer, guards: ApiGuards | None = None, *, pipeline: str | None = None) -> FastAPI:
+def create_app(
+    answerer: Answerer, guards: ApiGuards | None = None, *, pipeline: str | None = None, catalog: Catalog | None = None
+) -> FastAPI:
     """``pipeline`` (an opaque id of the index served) is shown by /health, so a local ``kup search`` can tell
     that this server answers for its own index before asking it instead of loading the model itself."""
     guards = guards or ApiGuards()
@@ -64,6 +66,11 @@ def create_app(answerer: Answerer, guards: ApiGuards | None = None, *, pipeline:
     gate = GenerationGate(guards.generate_at_once, guards.generate_waiting)
     app.state.generation_gate = gate
     answerer.store.keep_open()  # a served process searches at engine speed; writers elsewhere still get the index
+
+    if catalog is not None:  # Prometheus text, read from the catalog at scrape time (answering.metrics)
+        from answering.metrics import metrics_route
+
+        app.add_api_route("/metrics", metrics_route(catalog), methods=["GET"], include_in_schema=False)
 
     @app.get("/health")
     def health() -> dict:

@@ -1,7 +1,8 @@
 """The ``kup`` command line. User mistakes print one sentence, not a traceback.
 
 Commands: ``refresh``, ``search``, ``status``, ``backfill``, ``reindex``, ``ask``, ``api``, ``finetune``,
-``adapters list|promote|rollback`` (those two in ``flows.cli_training``), ``models prepare`` (``flows.cli_models``)
+``adapters list|promote|rollback`` (those two in ``flows.cli_training``), ``models prepare`` (``flows.cli_models``),
+``events install|remove|listen`` and ``watch`` (``flows.cli_events``)
 and ``up``. Global flags choose
 the pipeline (data dir, sources file, catalog and Qdrant URLs); what commands print lives in the views.
 """
@@ -16,7 +17,7 @@ from typing import Annotated
 import typer
 
 from errors import InputError, KupError
-from flows import cli_training
+from flows import cli_events, cli_training
 from flows.cli_models import announce_preparation, models_app
 from flows.cli_shared import (
     choose_settings,
@@ -346,13 +347,15 @@ def api(
     )
     with Runtime(s) as rt:
         console.print(f"kup API on http://{host}:{port} (docs at /docs; key {'required' if key else 'off'})")
-        app_ = create_app(rt.answerer, guards, pipeline=pipeline_id(s))
+        app_ = create_app(rt.answerer, guards, pipeline=pipeline_id(s), catalog=rt.catalog)
         uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 app.command()(cli_training.finetune)
 app.add_typer(cli_training.adapters_app, name="adapters")
 app.add_typer(models_app, name="models")
+app.add_typer(cli_events.events_app, name="events")
+app.command()(cli_events.watch)
 
 
 @app.command()
@@ -383,6 +386,9 @@ def up() -> None:
     try:
         console.print("Loading the flows declared in prefect.yaml ...")
         deployments = runner_deployments(specs)
+        from flows.alerts import apply_alerts
+
+        console.print("Alerts: " + "; ".join(apply_alerts(s)), markup=False)
         console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}", markup=False)
         console.print("Serving: " + ", ".join(spec.full_name for spec in specs) + "  (Ctrl-C stops)", markup=False)
         from flows.up_progress import announce_first_run
