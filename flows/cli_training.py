@@ -15,7 +15,9 @@ from flows.cli_shared import console, friendly, report_to_running_server, settin
 @friendly
 def finetune(
     recipe: Annotated[Path | None, typer.Option(help="Training recipe (YAML) [env: KUP_RECIPE]")] = None,
-    method: Annotated[str | None, typer.Option(help="mix_review, none or l2 (overrides the recipe)")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="mix_review, none, l2, recadam or ewc (overrides the recipe)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON")] = False,
 ) -> None:
     """Train a candidate adapter on what arrived since the champion; promote it only if the gate passes."""

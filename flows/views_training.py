@@ -41,8 +41,25 @@ def print_finetune(result: dict[str, Any], console: Console) -> None:
         f"(new-knowledge gain {summary['new_gain']:+.2%}, general forgetting "
         f"{(summary['general_forgetting'] or 0):+.2%})"
     )
+    if summary.get("probe_new_accuracy") is not None:
+        console.print(
+            f"  closed-book accuracy on its held-out questions {summary['probe_new_accuracy']:.1%} "
+            f"({_points(summary.get('probe_new_change'))}), FUAR {_fuar(summary.get('fuar'))}, "
+            f"general probes {_points(summary.get('general_probe_change'))}",
+            markup=False,
+        )
     for reason in result["reasons"]:
-        console.print(f"  rejected: {reason}")
+        console.print(f"  rejected: {reason}", markup=False)
+    synthesis = (result.get("data") or {}).get("synthesis") or {}
+    skipped = synthesis.get("skipped") or []
+    if skipped:
+        console.print(
+            f"  note: synthesis skipped {len(skipped)} of {synthesis.get('documents')} document(s): "
+            "no extractable facts (no dates, quantities or named people)",
+            markup=False,
+        )
+    for warning in synthesis.get("warnings") or []:
+        console.print(f"  note: synthesis: {warning}", markup=False)
 
 
 def adapters_data(registry: AdapterRegistry) -> list[dict[str, Any]]:

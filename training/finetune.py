@@ -102,9 +102,32 @@ def _load_teacher(recipe: Recipe, base):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = str(recipe.teacher_model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(base.device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(base.device)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"teacher_model {path} cannot be loaded as a causal language model ({first}); name a complete local "
+            "Hugging Face model directory (config, tokenizer and weights) or remove teacher_model"
+        ) from None
     return model, tokenizer, path
+
+
+def synthesis_checks(report) -> list[dict]:
+    """What synthesis made of the trained documents, as entries of the verdict's checks (so the dashboard shows a
+    skipped document or a teacher that wrote nothing usable beside the gate's expectations)."""
+    if not report.documents:
+        return []
+    skipped = [s["doc_id"] for s in report.skipped]
+    made = report.documents - len(skipped)
+    text = f"synthesis made questions for {made} of {report.documents} trained document(s)"
+    if skipped:
+        shown = ", ".join(map(str, skipped[:10])) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        text += f"; skipped, no extractable facts: {shown}"
+    checks = [{"expectation": text, "passed": made > 0}]
+    checks += [{"expectation": f"synthesis: {w}", "passed": False} for w in report.warnings if "teacher" in w]
+    return checks
 
 
 def run_finetune(
@@ -199,6 +222,7 @@ def run_finetune(
     probe_rows = probe_table(base_answers, champion_answers, candidate_answers)
     forgetting = fuar(champion_answers, candidate_answers)
     verdict = judge(rows, recipe.gate, probes=probe_rows, fuar=forgetting["fuar"])
+    verdict.checks += synthesis_checks(synth_report)
     temporal = temporal_report(model, data.new_train + data.earlier_eval, pad_id=pad_id, device=base.device)
     figures = summary(rows)
     by_probe_set = {r["set"]: r for r in probe_rows}

@@ -68,6 +68,7 @@ class SynthesisReport:
     implications: int = 0
     teacher_kept: int = 0
     teacher_dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    warnings: list[str] = field(default_factory=list)  # what went wrong with the batch as a whole, in words
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -149,6 +150,14 @@ def _unsupported(text: str, source: str) -> bool:
     return bool(claims) and len(missing) / len(claims) > 0.25
 
 
+def _off_topic(text: str, source: str, min_share: float = 0.5) -> bool:
+    """Fewer than ``min_share`` of the text's content words (four letters or more) occur in the source: nonsense,
+    or a text about something else (a restatement reuses most of its source's words)."""
+    words = [w for w in _words(text) if len(w) >= 4]
+    known = set(_words(source))
+    return bool(words) and sum(w in known for w in words) / len(words) < min_share
+
+
 def filter_paraphrase(text: str, source: str, seen: set[str]) -> str | None:
     """Why a teacher paraphrase is dropped (empty, repeated, ungrounded), or None when it is kept."""
     clean = " ".join(text.split())
@@ -156,7 +165,7 @@ def filter_paraphrase(text: str, source: str, seen: set[str]) -> str | None:
         return "empty"
     if clean in seen or clean in " ".join(source.split()) or _repetitive(clean):
         return "repeated"
-    if _unsupported(clean, source):
+    if _unsupported(clean, source) or _off_topic(clean, source):
         return "ungrounded"
     return None
 
@@ -313,8 +322,31 @@ def synthesize(
         logger.info("synthesis skipped %d of %d documents: no extractable facts", len(report.skipped), len(docs))
     if report.teacher_dropped:
         logger.info("teacher outputs dropped by the filters: %s", report.teacher_dropped)
+    report.warnings = _warnings(report, mode=mode, teacher=teacher is not None, teacher_name=teacher_name)
+    for warning in report.warnings:
+        logger.warning("synthesis: %s", warning)
     report.seconds = round(time.perf_counter() - started, 2)
     return out, report
+
+
+def _warnings(report: SynthesisReport, *, mode: str, teacher: bool, teacher_name: str) -> list[str]:
+    """Sentences for what made the batch's synthesis fall short as a whole (never a silent pass)."""
+    out = []
+    if report.documents and len(report.skipped) == report.documents:
+        out.append(
+            f"none of the {report.documents} document(s) has an extractable fact (a date, quantity or named "
+            "person): no questions to train on or to hold out as probes"
+        )
+    if mode == "teacher" and not teacher:
+        out.append("synthesis is 'teacher' but no teacher model was given: only the augmentations were used")
+    elif mode == "teacher" and report.documents and report.teacher_kept == 0:
+        dropped = sum(report.teacher_dropped.values())
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.teacher_dropped.items())) or "none written"
+        out.append(
+            f"the teacher ({teacher_name}) wrote nothing usable: all {dropped} output(s) were dropped by the filters "
+            f"({reasons}); only the deterministic augmentations were used"
+        )
+    return out
 
 
 # -- probes ---------------------------------------------------------------------------------------------
