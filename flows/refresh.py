@@ -7,6 +7,12 @@ or unindexed documents give a completed "Warning"; only a clean run is "index is
 also publishes its per-source table and summary, and updates the keyed ``kup-status`` artifact that the Artifacts
 page shows as the latest. A configuration error ends the run Failed with one sentence. The steps themselves live in
 ``indexing.refresh_run``, shared with ``kup refresh`` when no Prefect server answers.
+
+With ``KUP_DRIFT_CHECK`` on, a run whose last drift measurement is ``KUP_DRIFT_EVERY_HOURS`` old measures the
+champion adapter's drift after indexing (``training.drift``: perplexity on recent documents / on its training
+period), keeps it in the run's summary, updates the ``model-drift`` artifacts (history table and plot) and emits
+``kup.drift.measured``, plus ``kup.drift.exceeded`` when the ratio reaches ``KUP_DRIFT_THRESHOLD``: the event the
+finetune deployment's automation (``prefect.yaml``) runs a fine-tune on. A failed measurement never fails the run.
 """
 
 from __future__ import annotations
@@ -89,6 +95,71 @@ def index_pending(runtime: Runtime) -> IndexReport:
     return report
 
 
+@task(name="measure-drift", cache_policy=NONE)
+def measure_drift(runtime: Runtime) -> dict:
+    """The champion's perplexity on recently indexed documents against its training period, recorded in the data
+    directory; a failure is recorded as a skip in one sentence."""
+    from training import drift  # loads a model only now: the drift check is off by default
+
+    settings = runtime.settings
+    report = drift.measure_safely(
+        runtime.catalog,
+        settings.data_path,
+        base_model=settings.base_model,
+        threshold=settings.drift_threshold,
+        sample=settings.drift_sample_documents,
+    )
+    drift.record(settings.data_path, report)
+    logger = get_run_logger()
+    if report.skipped:
+        logger.info("drift not measured: %s", report.skipped)
+    else:
+        logger.info(
+            "drift of champion %s: perplexity %.2f on %d recent document(s) / %.2f on its training period = %.3f "
+            "(threshold %.2f%s)",
+            report.champion,
+            report.recent_perplexity,
+            report.recent_documents,
+            report.trained_perplexity,
+            report.ratio,
+            report.threshold,
+            ": a fine-tune is due" if report.exceeded else "",
+        )
+    return report.as_dict()
+
+
+def _drift(runtime: Runtime) -> dict | None:
+    """The drift measurement when it is on and due, else None (most runs: it loads the model)."""
+    settings = runtime.settings
+    if not settings.drift_check:
+        return None
+    from training.drift import due
+
+    return measure_drift(runtime) if due(settings.data_path, settings.drift_every_hours) else None
+
+
+def _publish_drift(report: dict, settings: Settings) -> None:
+    """The drift history as a table and a plot (keyed ``model-drift``), and the events the automation reacts to."""
+    from prefect.events import emit_event
+
+    from training.drift import DriftReport, event, history, plot_markdown
+
+    rows = [
+        {k: h.get(k) for k in ("measured_at", "champion", "ratio", "threshold", "exceeded", "skipped")}
+        for h in history(settings.data_path, limit=60)
+    ]
+    create_table_artifact(
+        key="model-drift",
+        table=rows,
+        description="Champion perplexity on recent documents / on its training period (oldest first)",
+    )
+    create_markdown_artifact(
+        key="model-drift-plot", markdown=plot_markdown(rows), description="The champion's drift over time"
+    )
+    for name, resource, payload in event(DriftReport(**report)):
+        emit_event(name, resource=resource, payload=payload)
+
+
 def _pulled(runtime: Runtime, source: Source, future, timeout: float) -> SourceReport:
     """The pull's report; a pull that timed out or broke is recorded as the source's failure, never raised."""
     future.wait()
@@ -164,9 +235,13 @@ def _refresh(sources: list[str] | None, force: bool) -> State:
             _pulled(runtime, source, future, limit)
             for source, future, limit in zip(selected, futures, limits, strict=True)
         ]
-        outcome = finish_refresh(runtime.catalog, reports, _indexed(index_pending.submit(runtime)), started)
+        index_report = _indexed(index_pending.submit(runtime))
+        drift = _drift(runtime)  # after indexing: what is new is already searchable
+        outcome = finish_refresh(runtime.catalog, reports, index_report, started, {"drift": drift} if drift else None)
         status = status_report(runtime.catalog, outcome)
     _publish(outcome, status)
+    if drift:
+        _publish_drift(drift, settings)
     get_run_logger().info("%s", done_line(outcome))
     return final_state(outcome)
 

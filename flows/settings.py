@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     # Fine-tuning -------------------------------------------------------------------------------
     base_model: str | None = Field(None, description="'smollm2' (packaged, default) or a local HF model directory")
     recipe: Path | None = Field(None, description="training recipe (YAML); default: the built-in recipe")
+    drift_check: bool = Field(False, description="the refresh measures the champion's drift (loads the base model)")
+    drift_every_hours: float = Field(6.0, ge=0, description="at most one drift measurement per this many hours")
+    drift_threshold: float = Field(
+        1.25, gt=0, description="recent / training-period perplexity at which kup.drift.exceeded starts a fine-tune"
+    )
+    drift_sample_documents: int = Field(8, ge=1, le=256, description="documents scored each side of the watermark")
 
     # Answering ---------------------------------------------------------------------------------
     context_tokens: int = Field(2048, ge=256, le=32768, description="prompt + answer budget for the LLM")
