@@ -124,7 +124,7 @@ class Fanout:
         workers: int = 0,
         processes: bool = True,
         unreachable: str = "fail",
-        min_texts: int = 256,
+        min_texts: int = 128,
         min_documents: int = 64,
         connect_timeout: float = 10.0,
     ) -> None:

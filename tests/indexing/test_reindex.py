@@ -9,15 +9,19 @@ import pytest
 
 from connectors import Document
 from fixtures import paragraphs
-from indexing import Catalog, Chunker, EdgeStore, Indexer, QdrantStore
+from indexing import Catalog, Chunker, EdgeStore, Indexer
 from indexing.reindex import rebuild_index
 
 
 @pytest.fixture(params=["edge", "qdrant-client"])
-def store(request, tmp_path):
-    s = EdgeStore(tmp_path / "index" / "kup") if request.param == "edge" else QdrantStore(":memory:", "kup")
-    yield s
-    s.close()
+def store(request, tmp_path, qdrant_store):
+    """The alias switch runs on a Qdrant server when ``KUP_TEST_QDRANT_URL`` names one (tests/indexing/conftest)."""
+    if request.param == "edge":
+        s = EdgeStore(tmp_path / "index" / "kup")
+        yield s
+        s.close()
+    else:
+        yield qdrant_store()
 
 
 def docs(count: int) -> list[Document]:

@@ -20,13 +20,14 @@ TEXTS = {
 
 
 @pytest.fixture(params=["edge", "qdrant-client"])
-def store(request, tmp_path):
+def store(request, tmp_path, qdrant_store):
+    """Qdrant Edge, and a Qdrant server (``KUP_TEST_QDRANT_URL``) or qdrant-client's local mode standing in."""
     if request.param == "edge":
         s = EdgeStore(tmp_path / "index" / "kup")
+        yield s
+        s.close()
     else:
-        s = QdrantStore(":memory:", "kup")
-    yield s
-    s.close()
+        yield qdrant_store()
 
 
 def make_points(dense, sparse, source: str = "news", published: str = "2026-11-01T00:00:00Z") -> list[ChunkPoint]:
@@ -57,7 +58,7 @@ def test_empty_store(store) -> None:
 
 
 def test_location_names_where_the_points_live(store, tmp_path) -> None:
-    expected = str(tmp_path / "index" / "kup") if isinstance(store, EdgeStore) else "kup"
+    expected = str(tmp_path / "index" / "kup") if isinstance(store, EdgeStore) else store.collection
     assert store.location == expected
     staging = store.staging()
     assert staging.location != store.location and staging.location.startswith(expected + "-")
