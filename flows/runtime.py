@@ -11,6 +11,7 @@ from flows.settings import Settings
 if TYPE_CHECKING:  # each part imports its libraries when first built: `kup search` never loads the catalog's
     from connectors import Fetcher, Source
     from indexing import Catalog, Chunker, DenseEncoder, Indexer, SparseEncoder, VectorStore
+    from indexing.fanout import Fanout
     from indexing.validation import Requirements
 
 
@@ -35,16 +36,18 @@ class Runtime:
     def catalog(self) -> Catalog:
         from indexing import Catalog
 
-        return Catalog(self.settings.resolved_catalog_url)
+        return Catalog(self.settings.secret("catalog_url") or self.settings.resolved_catalog_url)
 
     @cached_property
     def store(self) -> VectorStore:
         s = self.settings
-        if s.qdrant_url:
-            key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
-            from indexing.qdrant_store import QdrantStore
+        if s.qdrant_url:  # a URL or key may name a Prefect Secret block (prefect-secret:<block>)
+            from indexing.qdrant_store import Cluster, QdrantStore
 
-            return QdrantStore(s.qdrant_url, s.collection, api_key=key)
+            cluster = Cluster(s.qdrant_shards, s.qdrant_replication_factor, s.qdrant_write_consistency_factor)
+            return QdrantStore(
+                s.secret("qdrant_url"), s.collection, api_key=s.secret("qdrant_api_key"), cluster=cluster
+            )
         from indexing import EdgeStore
 
         return EdgeStore(s.index_path)
@@ -104,6 +107,22 @@ class Runtime:
                 max_future_skew=timedelta(minutes=self.settings.future_skew_minutes),
             ),
             requirements=self.requirements(),
+            fanout=self.fanout,
+        )
+
+    @cached_property
+    def fanout(self) -> Fanout | None:
+        """Large batches chunked and embedded on Dask (KUP_DASK_ADDRESS or KUP_DASK_WORKERS); None: in-process."""
+        s = self.settings
+        if not (s.dask_address or s.dask_workers):
+            return None
+        from indexing.fanout import Fanout, Recipe
+
+        return Fanout(
+            Recipe.of(self.chunker, self.dense),
+            address=s.secret("dask_address"),
+            workers=s.dask_workers,
+            unreachable=s.dask_unreachable,
         )
 
     @cached_property
@@ -121,7 +140,7 @@ class Runtime:
         )
 
     def close(self) -> None:
-        for name in ("fetcher", "store", "catalog"):
+        for name in ("fanout", "fetcher", "store", "catalog"):
             part = self.__dict__.pop(name, None)
             if part is not None:
                 part.close()
