@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 MAX_KEYS = 100  # row keys kept per pending change; a storm beyond this is only counted
 MAX_PAYLOAD_CHARS = 8000  # PostgreSQL's own NOTIFY payload limit
 _IDENT_MAX = 63  # PostgreSQL truncates longer identifiers
+APP_NAME = "kup-listen"  # the listener's sessions in pg_stat_activity
 
 
 def _ident(prefix: str, name: str) -> str:
@@ -317,7 +318,7 @@ class Listener:
         attempt = 0
         while not self.stopping.is_set():
             try:
-                with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name=APP_NAME) as conn:
                     for name in channels:
                         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
                     self.connects += 1

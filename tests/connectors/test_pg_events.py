@@ -123,7 +123,8 @@ def test_listener_hears_coalesces_and_reconnects(pg) -> None:
         with pg.engine.connect() as conn:
             conn.execute(
                 text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = :d"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'kup-listen' AND datname = :d"
                 ),
                 {"d": pg.name},
             )
