@@ -45,3 +45,19 @@ def test_sigterm_stops_serving_without_an_unawaited_coroutine_or_traceback(tmp_p
     assert process.returncode == 0, output[-3000:]
     assert "stopped cleanly" in output
     assert "never awaited" not in output and "Traceback" not in output
+
+
+def test_the_pipelines_prefect_environment_is_valid_prefect_settings(tmp_path, monkeypatch) -> None:
+    """Every variable kup sets for its Prefect processes is a setting Prefect reads, with the value kup means."""
+    from prefect.settings import Settings as PrefectSettings
+
+    from flows.server import prefect_env
+    from flows.settings import Settings
+
+    env = prefect_env(Settings(data_dir=tmp_path), api_url="http://127.0.0.1:4200/api")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    read = PrefectSettings()
+    assert read.runner.poll_frequency == 2  # event-triggered runs start within ~2 s, not Prefect's 10
+    assert str(read.home) == env["PREFECT_HOME"] and str(read.api.url) == env["PREFECT_API_URL"]
+    assert read.server.analytics_enabled is False
