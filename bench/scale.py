@@ -212,7 +212,8 @@ def _stages(pool, run_ids: list[str]) -> list[str]:
             f"{pool.api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}, timeout=30
         ).json()
         for artifact in found:
-            match = re.search(r"Stages: ([^\n]+)", artifact.get("data") or "")
+            data = artifact.get("data")
+            match = re.search(r"Stages: ([^\n]+)", data) if isinstance(data, str) else None
             if match:
                 lines.append(match.group(1))
     return lines
