@@ -59,7 +59,8 @@ def test_an_article_takes_one_slot_so_other_articles_get_theirs(news, dense, spa
     question = "Why is the Mill Lane bridge in Wynhallow closed?"
     plain = retrieve(store, dense, sparse, question, k=3, policy=RetrievalPolicy.previous())
     assert len({p.url for p in plain}) < 3  # the long article's chunks crowd the plain top-k
-    diverse = retrieve(store, dense, sparse, question, k=3, policy=RetrievalPolicy(half_life_days=None))
+    one = RetrievalPolicy(per_document=1, half_life_days=None)
+    diverse = retrieve(store, dense, sparse, question, k=3, policy=one)
     assert len({p.doc_id for p in diverse}) == 3
     assert diverse[0].url == "https://ledger.example/bridge"
     assert "https://courier.example/ferry" in [p.url for p in diverse]
