@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -87,6 +89,16 @@ def stop_server(process: subprocess.Popen | None) -> None:
         process.kill()
 
 
+class _QuietCancelledAtShutdown(logging.Filter):
+    """Drops asyncio's "Exception in callback" record for a task cancelled as the loop stops: Prefect's runner
+    control channel has one connection task per running flow run, and stopping ``kup up`` while a run is
+    connected cancels it; the run itself is handled by the runner's clean-up. Every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, asyncio.CancelledError)
+
+
 def serve_deployments(deployments: list) -> None:
     """Serve runner deployments until Ctrl-C or SIGTERM, both ending the same clean way.
 
@@ -95,8 +107,6 @@ def serve_deployments(deployments: list) -> None:
     awaited"). Here SIGTERM interrupts like Ctrl-C: the loop is cancelled and the runner leaves through its own
     clean-up, pausing its schedules.
     """
-    import asyncio
-
     from prefect.runner import Runner
 
     class _Runner(Runner):
@@ -107,5 +117,10 @@ def serve_deployments(deployments: list) -> None:
     for deployment in deployments:
         deployment.work_pool_name = None  # served deployments need no work pool
         runner.add_deployment(deployment)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(runner.start())
+    quiet = _QuietCancelledAtShutdown()
+    logging.getLogger("asyncio").addFilter(quiet)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(runner.start())
+    finally:
+        logging.getLogger("asyncio").removeFilter(quiet)

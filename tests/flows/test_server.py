@@ -61,3 +61,20 @@ def test_the_pipelines_prefect_environment_is_valid_prefect_settings(tmp_path, m
     assert read.runner.poll_frequency == 2  # event-triggered runs start within ~2 s, not Prefect's 10
     assert str(read.home) == env["PREFECT_HOME"] and str(read.api.url) == env["PREFECT_API_URL"]
     assert read.server.analytics_enabled is False
+
+
+def test_a_task_cancelled_as_kup_up_stops_is_not_logged_as_an_error() -> None:
+    """Stopping `kup up` while a flow run holds a runner control-channel connection cancels that connection's task;
+    asyncio would log it with a traceback. Any other asyncio error keeps its record."""
+    import asyncio
+    import logging
+
+    from flows.server import _QuietCancelledAtShutdown
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        exc_info = (type(exc), exc, None)
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "Exception in callback", None, exc_info)
+
+    quiet = _QuietCancelledAtShutdown()
+    assert quiet.filter(record(asyncio.CancelledError())) is False
+    assert quiet.filter(record(ConnectionResetError("peer gone"))) is True
