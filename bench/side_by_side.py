@@ -24,13 +24,12 @@ import argparse
 import json
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 from _common import ROOT, emit, peak_rss_mb
 from peers.llamaindex import run_peer
+from qa import as_document
 
-from connectors import Document
 from flows.runtime import Runtime
 from flows.settings import load_settings
 from indexing.embedding import packaged_model_path
@@ -65,18 +64,6 @@ def edited(articles: list[dict], share: float) -> tuple[list[dict], int]:
             changed += 1
         out.append(article)
     return out, changed
-
-
-def as_document(article: dict) -> Document:
-    return Document(
-        source=article["outlet"],
-        external_id=article["url"],
-        text=article["text"],
-        title=article["title"],
-        url=article["url"],
-        published_at=datetime.fromisoformat(article["published"].replace("Z", "+00:00")),
-        language="en",
-    )
 
 
 def write_jsonl(path: Path, articles: list[dict]) -> None:
