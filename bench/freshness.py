@@ -177,7 +177,7 @@ def main() -> None:
         "--runner-poll-seconds",
         type=float,
         default=None,
-        help="PREFECT_RUNNER_POLL_FREQUENCY for kup up's runner (Prefect's default: 10 s between looks for runs)",
+        help="PREFECT_RUNNER_POLL_FREQUENCY for kup up's runner (default: kup up's own, 2 s between looks for runs)",
     )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
