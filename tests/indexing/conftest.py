@@ -33,3 +33,16 @@ def qdrant_store() -> Iterator[Callable]:
                 if collection.name.startswith(store.collection):
                     store.client.delete_collection(collection.name)
         store.close()
+
+
+@pytest.fixture(params=["edge", "qdrant-client"])
+def either_store(request, tmp_path, qdrant_store):
+    """Qdrant Edge, and a Qdrant server (``KUP_TEST_QDRANT_URL``) or qdrant-client's local mode standing in."""
+    from indexing import EdgeStore
+
+    if request.param == "edge":
+        s = EdgeStore(tmp_path / "index" / "kup")
+        yield s
+        s.close()
+    else:
+        yield qdrant_store()

@@ -13,15 +13,10 @@ from indexing import Catalog, Chunker, EdgeStore, Indexer
 from indexing.reindex import rebuild_index
 
 
-@pytest.fixture(params=["edge", "qdrant-client"])
-def store(request, tmp_path, qdrant_store):
-    """The alias switch runs on a Qdrant server when ``KUP_TEST_QDRANT_URL`` names one (tests/indexing/conftest)."""
-    if request.param == "edge":
-        s = EdgeStore(tmp_path / "index" / "kup")
-        yield s
-        s.close()
-    else:
-        yield qdrant_store()
+@pytest.fixture
+def store(either_store):
+    """Each test runs on Qdrant Edge and on the Qdrant server store (tests/indexing/conftest.py: either_store)."""
+    return either_store
 
 
 def docs(count: int) -> list[Document]:

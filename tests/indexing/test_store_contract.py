@@ -19,15 +19,10 @@ TEXTS = {
 }
 
 
-@pytest.fixture(params=["edge", "qdrant-client"])
-def store(request, tmp_path, qdrant_store):
-    """Qdrant Edge, and a Qdrant server (``KUP_TEST_QDRANT_URL``) or qdrant-client's local mode standing in."""
-    if request.param == "edge":
-        s = EdgeStore(tmp_path / "index" / "kup")
-        yield s
-        s.close()
-    else:
-        yield qdrant_store()
+@pytest.fixture
+def store(either_store):
+    """Each test runs on Qdrant Edge and on the Qdrant server store (tests/indexing/conftest.py: either_store)."""
+    return either_store
 
 
 def make_points(dense, sparse, source: str = "news", published: str = "2026-11-01T00:00:00Z") -> list[ChunkPoint]:
