@@ -28,6 +28,7 @@ from flows.cli_shared import (
     friendly,
     parse_when,
     settings,
+    use_prefect_server,
 )
 from flows.settings import Settings
 
@@ -213,15 +214,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
 
 def _run_deployment(name: str, parameters: dict, wait: bool) -> None:
     """Create a run of a served deployment through the Prefect API, so it shows in the dashboard."""
-    from flows.server import api_reachable, dashboard_url
+    from flows.server import dashboard_url
 
     s = settings()
-    if not api_reachable(s.prefect_api_url):
-        raise KupError(
-            f"no Prefect server answers at {s.prefect_api_url}; start one with `kup up` (or `make up`), "
-            "or set KUP_PREFECT_API_URL"
-        )
-    os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    use_prefect_server(s, "start one with `kup up` (or `make up`), or set KUP_PREFECT_API_URL")
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 

@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from connectors.sources import SqlSource
-from errors import InputError, KupError
-from flows.cli_shared import console, err_console, friendly, settings
+from errors import InputError
+from flows.cli_shared import console, err_console, friendly, settings, use_prefect_server
 
 events_app = typer.Typer(
     help="Database change events: PostgreSQL triggers that NOTIFY, and a listener that refreshes a source at once.",
@@ -100,15 +100,10 @@ def listen(
     minutes: Annotated[float | None, typer.Option(help="Stop after this long (default: until Ctrl-C)")] = None,
 ) -> None:
     """Turn notifications into Prefect events that refresh their source at once (needs `kup up` running)."""
-    from flows.server import api_reachable
-
     s = settings()
-    if not api_reachable(s.prefect_api_url):
-        raise KupError(
-            f"no Prefect server answers at {s.prefect_api_url}; start `kup up` first: its refresh-on-event "
-            "deployment runs the refreshes these events ask for"
-        )
-    os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    use_prefect_server(
+        s, "start `kup up` first: its refresh-on-event deployment runs the refreshes these events ask for"
+    )
     from flows.listen import emit_change, event_sources, flush_events, listener
 
     names = ", ".join(source.name for source in event_sources(s))

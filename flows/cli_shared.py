@@ -89,3 +89,12 @@ def report_to_running_server(s: Settings) -> None:
 
     if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
         os.environ["PREFECT_API_URL"] = s.prefect_api_url
+
+
+def use_prefect_server(s: Settings, advice: str) -> None:
+    """Point this process at the pipeline's Prefect server, or stop with one sentence ending in ``advice``."""
+    from flows.server import api_reachable
+
+    if not api_reachable(s.prefect_api_url):
+        raise KupError(f"no Prefect server answers at {s.prefect_api_url}; {advice}")
+    os.environ["PREFECT_API_URL"] = s.prefect_api_url
