@@ -3,9 +3,11 @@
 - **minute**: a feed pulled by the every-minute refresh (each run its own process). Target p95 <= 75 s.
 - **hot**: a feed with ``poll_seconds: 5`` watched by `kup watch` (one long-lived process, models loaded).
   Target p95 < 20 s.
-- **sql**: a PostgreSQL table with ``events: notify``: its trigger installed with `kup events install --yes`,
-  `kup events listen` turning NOTIFYs into Prefect events, and the refresh-on-event deployment's trigger running a
-  refresh of that one source. Measured from the row's commit. Target p95 < 10 s.
+- **sql**: a PostgreSQL table with ``events: notify``: its trigger installed with `kup events install --yes` and
+  `kup events listen` refreshing the source itself with its models loaded (``--sql-refresh here``, the default),
+  or turning NOTIFYs into Prefect events that the refresh-on-event deployment's trigger runs as a refresh of that
+  one source in a new flow-run process (``--sql-refresh deployment``). Measured from the row's commit. Target
+  p95 < 10 s. ``sql_hops`` says where the seconds go, hop by hop.
 
 Each path has its own publisher (exponential gaps) for ``--minutes``. An item counts as searchable when its points
 are written (the catalog's indexed_at), so measuring does not disturb the runs. Prefect's cost per refresh run is
@@ -129,6 +131,82 @@ def run_overheads(api: str, db: Path) -> dict:
     return out
 
 
+def _ts(value: str | None) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+def _pct(values: list[float]) -> dict:
+    if not values:
+        return {}
+    p50, p95 = np.percentile(values, [50, 95])
+    return {"p50": round(float(p50), 2), "p95": round(float(p95), 2)}
+
+
+def _events(api: str, name: str) -> list[float]:
+    """When each ``name`` event occurred (sorted), through the events API's pages."""
+    body = {"filter": {"event": {"name": [name]}, "order": "ASC"}, "limit": 50}
+    page = httpx.post(f"{api}/events/filter", json=body, timeout=10).json()
+    out = [_ts(e["occurred"]) for e in page["events"]]
+    while page.get("next_page"):
+        page = httpx.get(page["next_page"], timeout=10).json()
+        out += [_ts(e["occurred"]) for e in page["events"]]
+    return sorted(out)
+
+
+def sql_hops(api: str, published: dict[str, float], done: dict[str, float]) -> dict:
+    """Where an event-driven row's seconds go, hop by hop (p50/p95 in seconds):
+
+    - ``commit_to_event``: the trigger's NOTIFY, the listener's debounce, the event sent (the event's own time);
+    - ``event_to_run_created``: Prefect's automation reacting to the event (the refresh-on-event run created);
+    - ``created_to_pending``: the runner noticing the run (its poll);
+    - ``pending_to_running``: a new flow-run process starting and importing the flow;
+    - ``running_to_indexed``: the refresh itself (settings, models, pull, index) up to the row's points written;
+    - ``indexed_by``: how many rows each path made searchable (the listener itself, an event run, the minute run).
+    """
+    events = _events(api, "kup.source.changed")
+    query = {"deployments": {"name": {"any_": ["refresh-on-event"]}}, "limit": 200}
+    runs = []
+    for run in httpx.post(f"{api}/flow_runs/filter", json=query, timeout=10).json():
+        states = httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": run["id"]}, timeout=10).json()
+        at = {}
+        for state in states:
+            at.setdefault(state["type"], _ts(state["timestamp"]))
+        created = _ts(run["created"])
+        before = [e for e in events if e <= created + 0.05]
+        runs.append({"event": before[-1] if before else None, "created": created, **at, "end": _ts(run["end_time"])})
+    hops: dict[str, list[float]] = {
+        k: [] for k in ("event_to_run_created", "created_to_pending", "pending_to_running", "running_to_end")
+    }
+    for run in runs:
+        if run["event"] is not None:
+            hops["event_to_run_created"].append(run["created"] - run["event"])
+        if run.get("PENDING"):
+            hops["created_to_pending"].append(run["PENDING"] - run["created"])
+        if run.get("PENDING") and run.get("RUNNING"):
+            hops["pending_to_running"].append(run["RUNNING"] - run["PENDING"])
+        if run.get("RUNNING") and run["end"]:
+            hops["running_to_end"].append(run["end"] - run["RUNNING"])
+    to_event, running_to_indexed, by = [], [], {"event_run": 0, "other": 0}
+    for doc, committed in published.items():
+        after = [e for e in events if e >= committed]
+        if after:
+            to_event.append(after[0] - committed)
+        indexed = done.get(doc)
+        if indexed is None:
+            continue
+        mine = [r for r in runs if r.get("RUNNING") and r["RUNNING"] <= indexed <= (r["end"] or indexed) + 0.5]
+        if mine:
+            by["event_run"] += 1
+            running_to_indexed.append(indexed - max(r["RUNNING"] for r in mine))
+        else:
+            by["other"] += 1
+    out = {"events": len(events), "event_runs": len(runs), "commit_to_event": _pct(to_event)}
+    out.update({k: _pct(v) for k, v in hops.items()})
+    out["running_to_indexed"] = _pct(running_to_indexed)
+    out["indexed_by"] = by
+    return out
+
+
 def _figures(lags: list[float], published: int, target: float) -> dict:
     if not lags:
         return {"published": published, "searchable": 0, "target_p95_s": target}
@@ -179,6 +257,12 @@ def main() -> None:
         default=None,
         help="PREFECT_RUNNER_POLL_FREQUENCY for kup up's runner (default: kup up's own, 2 s between looks for runs)",
     )
+    parser.add_argument(
+        "--sql-refresh",
+        choices=["here", "deployment"],
+        default="here",
+        help="who refreshes a changed table: the listener itself, or the refresh-on-event deployment",
+    )
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
@@ -224,7 +308,8 @@ def main() -> None:
                     check=True,
                     capture_output=True,
                 )
-                helpers.append(_kup(up.env, "events", "listen", log=tmp / "listen.log"))
+                how = [] if args.sql_refresh == "here" else ["--no-refresh-here"]
+                helpers.append(_kup(up.env, "events", "listen", *how, log=tmp / "listen.log"))
             if "hot" in modes:
                 helpers.append(_kup(up.env, "watch", log=tmp / "watch.log"))
             time.sleep(20)  # the helpers connect and load their models; the first minute run settles
@@ -259,6 +344,8 @@ def main() -> None:
                 for mode, w in wanted.items()
             }
             overheads = run_overheads(up.api, db)
+            if "sql" in modes:
+                overheads["sql_hops"] = sql_hops(up.api, wanted["sql"], done)
         finally:
             for helper in helpers:
                 helper.terminate()
@@ -272,7 +359,9 @@ def main() -> None:
             "minutes": args.minutes,
             "mean_gap_s": args.mean_gap,
             "poll_seconds": args.poll_seconds,
-            "runner_poll_seconds": args.runner_poll_seconds or 10,
+            "runner_poll_seconds": args.runner_poll_seconds or 2,
+            "sql_refresh": args.sql_refresh if "sql" in modes else None,
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
             **{f"{mode}": f for mode, f in figures.items()},
             **overheads,
         },

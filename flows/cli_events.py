@@ -98,28 +98,33 @@ def remove(
 @friendly
 def listen(
     minutes: Annotated[float | None, typer.Option(help="Stop after this long (default: until Ctrl-C)")] = None,
+    refresh_here: Annotated[
+        bool,
+        typer.Option(
+            "--refresh-here/--no-refresh-here",
+            help="Refresh a changed source in this process with the models loaded (seconds); or send the event "
+            "for kup up's refresh-on-event deployment to run (a new process per change, a few seconds more)",
+        ),
+    ] = True,
 ) -> None:
-    """Turn notifications into Prefect events that refresh their source at once (needs `kup up` running)."""
+    """Refresh a source within seconds of its rows changing: the models stay loaded here, and each refresh shows
+    in Prefect's event feed (needs `kup up` running)."""
     s = settings()
     use_prefect_server(
         s, "start `kup up` first: its refresh-on-event deployment runs the refreshes these events ask for"
     )
-    from flows.listen import emit_change, event_sources, flush_events, listener
+    from flows.listen import event_sources, listen_here
 
     names = ", ".join(source.name for source in event_sources(s))
+    how = "refreshing here" if refresh_here else "kup up's refresh-on-event deployment refreshes"
 
-    def report(change) -> None:
-        emit_change(change)
-        console.print(f"{change.source}: {change.count} change(s) ({change.reason}) -> refresh requested", markup=False)
+    def started(_) -> None:
+        console.print(f"Listening to {names}, {how} (Ctrl-C stops)", markup=False)
 
-    heard = listener(s, report)
-    console.print(f"Listening to {names} (Ctrl-C stops)", markup=False)
-    try:
-        heard.run(minutes * 60 if minutes else None)
-    except KeyboardInterrupt:
-        heard.stop()
-    finally:
-        flush_events()
+    def changed(line: str) -> None:
+        console.print(line, markup=False)
+
+    listen_here(s, minutes * 60 if minutes else None, refresh_here=refresh_here, on_start=started, on_change=changed)
 
 
 @friendly
