@@ -142,15 +142,35 @@ def _pct(values: list[float]) -> dict:
     return {"p50": round(float(p50), 2), "p95": round(float(p95), 2)}
 
 
-def _events(api: str, name: str) -> list[float]:
-    """When each ``name`` event occurred (sorted), through the events API's pages."""
+def _events(api: str, name: str) -> list[dict]:
+    """Every ``name`` event, oldest first, through the events API's pages."""
     body = {"filter": {"event": {"name": [name]}, "order": "ASC"}, "limit": 50}
     page = httpx.post(f"{api}/events/filter", json=body, timeout=10).json()
-    out = [_ts(e["occurred"]) for e in page["events"]]
+    out = list(page["events"])
     while page.get("next_page"):
         page = httpx.get(page["next_page"], timeout=10).json()
-        out += [_ts(e["occurred"]) for e in page["events"]]
-    return sorted(out)
+        out += page["events"]
+    return sorted(out, key=lambda e: e["occurred"])
+
+
+def refresh_here_hops(api: str, published: dict[str, float], done: dict[str, float]) -> dict:
+    """Where a row's seconds go when the listener refreshes it itself (from its ``kup.source.refreshed`` events):
+    ``commit_to_refresh_start`` (NOTIFY, debounce, spacing, a refresh already under way) and ``refresh_seconds``
+    (pull through the cursor path and index, models already loaded)."""
+    refreshes = [
+        (_ts(e["occurred"]) - e["payload"]["seconds"], e["payload"]["seconds"])
+        for e in _events(api, "kup.source.refreshed")
+    ]
+    waits = []
+    for committed in published.values():
+        later = [start for start, _ in refreshes if start >= committed]
+        if later:
+            waits.append(later[0] - committed)
+    return {
+        "refreshes_here": len(refreshes),
+        "commit_to_refresh_start": _pct(waits),
+        "refresh_seconds": _pct([seconds for _, seconds in refreshes]),
+    }
 
 
 def sql_hops(api: str, published: dict[str, float], done: dict[str, float]) -> dict:
@@ -163,7 +183,7 @@ def sql_hops(api: str, published: dict[str, float], done: dict[str, float]) -> d
     - ``running_to_indexed``: the refresh itself (settings, models, pull, index) up to the row's points written;
     - ``indexed_by``: how many rows each path made searchable (the listener itself, an event run, the minute run).
     """
-    events = _events(api, "kup.source.changed")
+    events = [_ts(e["occurred"]) for e in _events(api, "kup.source.changed")]
     query = {"deployments": {"name": {"any_": ["refresh-on-event"]}}, "limit": 200}
     runs = []
     for run in httpx.post(f"{api}/flow_runs/filter", json=query, timeout=10).json():
@@ -345,7 +365,8 @@ def main() -> None:
             }
             overheads = run_overheads(up.api, db)
             if "sql" in modes:
-                overheads["sql_hops"] = sql_hops(up.api, wanted["sql"], done)
+                hops = sql_hops if args.sql_refresh == "deployment" else refresh_here_hops
+                overheads["sql_hops"] = hops(up.api, wanted["sql"], done)
         finally:
             for helper in helpers:
                 helper.terminate()
