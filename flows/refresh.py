@@ -26,6 +26,7 @@ from prefect.tasks import exponential_backoff
 
 from connectors import Source, select_sources
 from errors import ConfigError, KupError
+from flows.drift_check import drift_due, measure_drift_now
 from flows.outcome import failed, quiet_deliberate_failures
 from flows.runtime import Runtime
 from flows.settings import Settings, load_settings
@@ -99,43 +100,14 @@ def index_pending(runtime: Runtime) -> IndexReport:
 def measure_drift(runtime: Runtime) -> dict:
     """The champion's perplexity on recently indexed documents against its training period, recorded in the data
     directory; a failure is recorded as a skip in one sentence."""
-    from training import drift  # loads a model only now: the drift check is off by default
-
-    settings = runtime.settings
-    report = drift.measure_safely(
-        runtime.catalog,
-        settings.data_path,
-        base_model=settings.base_model,
-        threshold=settings.drift_threshold,
-        sample=settings.drift_sample_documents,
-    )
-    drift.record(settings.data_path, report)
-    logger = get_run_logger()
-    if report.skipped:
-        logger.info("drift not measured: %s", report.skipped)
-    else:
-        logger.info(
-            "drift of champion %s: perplexity %.2f on %d recent document(s) / %.2f on its training period = %.3f "
-            "(threshold %.2f%s)",
-            report.champion,
-            report.recent_perplexity,
-            report.recent_documents,
-            report.trained_perplexity,
-            report.ratio,
-            report.threshold,
-            ": a fine-tune is due" if report.exceeded else "",
-        )
+    report = measure_drift_now(runtime)
+    get_run_logger().info("%s", report.words())
     return report.as_dict()
 
 
 def _drift(runtime: Runtime) -> dict | None:
     """The drift measurement when it is on and due, else None (most runs: it loads the model)."""
-    settings = runtime.settings
-    if not settings.drift_check:
-        return None
-    from training.drift import due
-
-    return measure_drift(runtime) if due(settings.data_path, settings.drift_every_hours) else None
+    return measure_drift(runtime) if drift_due(runtime.settings) else None
 
 
 def _publish_drift(report: dict, settings: Settings) -> None:

@@ -3,7 +3,9 @@
 Prefect's temporary server is not reliable on a loaded machine (it times out at start and prints tracebacks at
 shutdown), so a refresh from a shell with no ``kup up`` around takes the refresh flow's steps from
 ``indexing.refresh_run`` (each source pulled within the same time limit, what is pending indexed, the run judged and
-recorded in the catalog) and is not recorded in a dashboard.
+recorded in the catalog) and is not recorded in a dashboard. The champion's drift is measured as the flow does
+(``flows.drift_check``) and kept in the run's summary and ``drift.jsonl``; with no server, no event is emitted, so
+no fine-tune starts on its own (``kup status`` and the run's output say when one is due).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from typing import Any
 
 from connectors import Source, select_sources
+from flows.drift_check import drift_due, measure_drift_now
 from flows.runtime import Runtime
 from flows.settings import Settings
 from indexing import SourceReport, ingest_source, now_utc
@@ -40,6 +43,8 @@ def refresh_here(settings: Settings, sources: list[str] | None = None, force: bo
             limits=[pull_timeout(source, runtime.fetcher.policy, settings.article_workers) for source in selected],
             workers=settings.source_concurrency,
         )
-        outcome = finish_refresh(runtime.catalog, reports, index_safely(runtime.indexer.run), started)
+        index_report = index_safely(runtime.indexer.run)
+        drift = measure_drift_now(runtime).as_dict() if drift_due(settings) else None  # after indexing, as the flow
+        outcome = finish_refresh(runtime.catalog, reports, index_report, started, {"drift": drift} if drift else None)
     logger.info("%s (without Prefect)", done_line(outcome))
     return outcome.summary

@@ -13,6 +13,7 @@ from rich.text import Text
 from connectors import load_sources
 from errors import ConfigError
 from errors.redact import mask_url
+from flows.drift_check import drift_status
 from indexing.reports import human_duration, percentiles
 
 if TYPE_CHECKING:  # answering loads the language model's libraries: only the types are needed here
@@ -71,6 +72,43 @@ def freshness_lines(freshness: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append("  published to searchable:  n/a (nothing published since its source was added)")
+    return lines
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def drift_line(report: dict[str, Any]) -> str:
+    """One measurement (a recorded ``DriftReport``) in words: the ratio against its threshold, or why none."""
+    if report.get("ratio") is None:
+        return f"drift: not measured, {report.get('skipped')}"
+    due = ": a fine-tune is due (`kup finetune`)" if report.get("exceeded") else ""
+    return (
+        f"drift: champion {report.get('champion')} reads recent documents at {report['ratio']:.3f}x the perplexity "
+        f"of its training period (threshold {report.get('threshold')}){due}"
+    )
+
+
+def drift_lines(drift: dict[str, Any], now: datetime) -> list[str]:
+    """The champion's drift for ``kup status``: off, not measured yet, or the last ratio and when it was measured
+    (and the last check's reason when it measured nothing since)."""
+    if not drift["enabled"]:
+        return ["drift: off (KUP_DRIFT_CHECK=true has a refresh measure it)"]
+    last, skip = drift["last_measured"], drift["last_skip"]
+    lines = []
+    if last is None:
+        lines.append(
+            f"drift: not measured yet (threshold {drift['threshold']}; a refresh measures it, "
+            f"at most every {drift['every_hours']:g} h)"
+        )
+    else:
+        lines.append(f"{drift_line(last)}; measured {_ago(_when(last['measured_at']), now)}")
+    if skip is not None:
+        lines.append(f"  last check {_ago(_when(skip['measured_at']), now)}: not measured, {skip['reason']}")
     return lines
 
 
@@ -142,6 +180,7 @@ def status_data(runtime: Runtime) -> dict[str, Any]:
             "failed_sources": last["summary"].get("failed_sources", []),
         },
         "freshness": freshness_data(catalog, now),
+        "drift": drift_status(settings),
         "failures": raw["failures"],
         "quarantined": raw["quarantined"],
         "as_of": now,
@@ -196,6 +235,8 @@ def print_status(data: dict[str, Any], console: Console) -> None:
         markup=False,
     )
     for line in freshness_lines(data["freshness"]):
+        console.print(line, markup=False)
+    for line in drift_lines(data["drift"], now):
         console.print(line, markup=False)
     if data["failures"]:
         console.print(f"\nOpen failures ({len(data['failures'])}, newest first):")
@@ -280,6 +321,8 @@ def print_refresh(summary: dict[str, Any], console: Console) -> None:
             f"published to searchable: p50 {human_duration(lag['p50'])}, p95 {human_duration(lag['p95'])}",
             markup=False,
         )
+    if summary.get("drift"):
+        console.print(drift_line(summary["drift"]), markup=False)
     if verdict := summary.get("verdict"):
         console.print(verdict["message"], style=None if verdict["status"] == "healthy" else "yellow", markup=False)
 

@@ -47,18 +47,41 @@ class DriftReport:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def words(self) -> str:
+        """The measurement (or why there is none) in one log line."""
+        if self.ratio is None:
+            return f"drift not measured: {self.skipped}"
+        return (
+            f"drift of champion {self.champion}: perplexity {self.recent_perplexity:.2f} on {self.recent_documents} "
+            f"recent document(s) / {self.trained_perplexity:.2f} on its training period = {self.ratio:.3f} "
+            f"(threshold {self.threshold:.2f}{': a fine-tune is due' if self.exceeded else ''})"
+        )
+
 
 def drift_path(data_dir: Path) -> Path:
     return data_dir / DRIFT_FILE
 
 
+def _last_lines(path: Path, limit: int, block: int = 64 * 1024) -> list[str]:
+    """The last ``limit`` lines of a file, read from its end: the log grows by a line per check, forever."""
+    with open(path, "rb") as handle:
+        end = handle.seek(0, 2)
+        data, start = b"", end
+        while start > 0 and data.count(b"\n") <= limit:
+            start = max(0, start - block)
+            handle.seek(start)
+            data = handle.read(end - start)
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return lines[-limit:] if start == 0 else lines[1:][-limit:]  # a cut first line is partial
+
+
 def history(data_dir: Path, limit: int = 100) -> list[dict[str, Any]]:
     """The last ``limit`` measurements (and skips), oldest first; unreadable lines are left out."""
     path = drift_path(data_dir)
-    if not path.is_file():
+    if not path.is_file() or limit <= 0:
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines()[-limit:]:
+    for line in _last_lines(path, limit):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
@@ -174,6 +197,14 @@ def measure_safely(catalog: Catalog, data_dir: Path, **options: Any) -> DriftRep
         reason = f"the drift check failed ({type(exc).__name__}: {exc})"
     logger.warning("drift not measured: %s", reason)
     return DriftReport(measured_at=datetime.now(UTC).isoformat(), threshold=options.get("threshold"), skipped=reason)
+
+
+def measure_and_record(catalog: Catalog, data_dir: Path, **options: Any) -> DriftReport:
+    """``measure_safely``, kept in ``drift.jsonl`` and logged: what a refresh runs when the check is due."""
+    report = measure_safely(catalog, data_dir, **options)
+    record(data_dir, report)
+    logger.info("%s", report.words())
+    return report
 
 
 def event(report: DriftReport) -> list[tuple[str, dict[str, str], dict[str, Any]]]:
