@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -164,8 +165,8 @@ def _drop(name: str) -> None:
 
 
 def _reset(url: str, data_dir: Path, server: FeedServer, count: int) -> None:
-    """A catalog and index holding ``count`` indexed documents whose pages now say more: a backfill must re-read,
-    re-chunk and re-embed every one of them."""
+    """A catalog and index holding ``count`` indexed documents (each its own story) whose pages now say more: a
+    backfill must re-read, re-chunk and re-embed every one of them."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
@@ -182,7 +183,9 @@ def _reset(url: str, data_dir: Path, server: FeedServer, count: int) -> None:
             Document(
                 source="news",
                 external_id=f"/news-{i}",
-                text="An early, short version of this story.",
+                # its own words: identical texts would be one syndicated story of ``count`` members, and the
+                # backfill would spend its time splitting it up (the catalog's story bookkeeping), not re-indexing
+                text=f"An early version of story {i}: {paragraphs(90_000 + i, count=1, words=24)[0]}",
                 title=f"Story number {i}",
                 url=server.url(page),
                 published_at=PUBLISHED + timedelta(minutes=i),
@@ -217,6 +220,28 @@ def _stages(pool, run_ids: list[str]) -> list[str]:
             if match:
                 lines.append(match.group(1))
     return lines
+
+
+def _stage_seconds(lines: list[str]) -> dict[str, float]:
+    """The runs' stage lines ("pull 3.2 s, chunk 1.0 s, embed 30.1 s, write 2.0 s (...)"), summed per stage."""
+    out: dict[str, float] = {}
+    for line in lines:
+        for stage, seconds in re.findall(r"(\w+) ([\d.]+) s", line.split(" (", 1)[0]):
+            out[stage] = round(out.get(stage, 0.0) + float(seconds), 1)
+    return out
+
+
+def backfill_projection(count: int, seconds: float, stages: dict[str, float]) -> dict:
+    """Docs/s with the backfill split over N worker machines like this one, from the one-worker run: the pull,
+    chunking, embedding and writing of each window divide by N (each worker its own cores; several writers need a
+    Qdrant server, Qdrant Edge takes one at a time); what is left of the run (process start, imports, model load,
+    catalog work) is paid by every worker at once, so it stays."""
+    work = sum(stages.get(k, 0.0) for k in ("pull", "chunk", "embed", "write"))
+    fixed = max(0.0, seconds - work)
+    out = {f"{n}_machines_docs_per_s": round(count / (fixed + work / n), 1) for n in (1, 2, 4, 8)}
+    out["split_share_of_single_run"] = round(work / seconds, 3)
+    out["fixed_seconds_per_run"] = round(fixed, 1)
+    return out
 
 
 def _check_index(url: str, data_dir: Path, count: int) -> dict:
@@ -280,12 +305,15 @@ def bench_backfill(count: int, tmp: Path) -> dict:
         figures["seconds"] = round(figures["seconds"], 1)
         figures["docs_per_s"] = round(count / figures["seconds"], 2)
     same = single_check.pop("ids") == split_check.pop("ids")
+    for figures in (single, split):
+        figures["stage_seconds"] = _stage_seconds(figures["stages"])
     return {
         "documents": count,
         "one_worker": {**single, "check": single_check},
         "two_workers": {**split, "check": split_check},
         "ratio_to_single": round(split["docs_per_s"] / single["docs_per_s"], 2),
         "same_point_ids": same,
+        "projection": backfill_projection(count, single["seconds"], single["stage_seconds"]),
     }
 
 
@@ -311,6 +339,7 @@ def main() -> None:
             "reindex": reindex,
             "backfill": backfill,
             "peak_rss_mb": peak_rss_mb(),
+            "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
             "note": "2 cores: the Dask and two-worker runs share the cores the single process used; see projection",
         },
     )
