@@ -1,12 +1,11 @@
-"""Retrieval for answers: diverse passages (per article and per story), a recency prior, the newest wins.
+"""Retrieval for answers: diverse passages (per article and per story) and a recency prior.
 
 A hybrid search returns chunks; an answer wants different articles. Candidates are grouped by story
 (syndicated copies count once and lend their URLs and outlets to the one kept) and by article (at most
 ``per_document`` passages each), then cut to k. A recency prior (half-life in days, measured back from
 the newest relevant candidate, so an archive is judged by its own timeline) is on for questions that
-ask for the latest or current state, and for all when a half-life is set. Where a newer passage that
-signals an update ("now", "UPDATE", "first given as") covers the same subject as an older one, the
-older yields its place (``newest_wins``), and the prompt shows passages oldest first, dated.
+ask for the latest or current state, and for all when a half-life is set. What a newer update replaced
+(older passages, sentences that report a replaced value) is ``answering.updates``' concern.
 """
 
 from __future__ import annotations
@@ -27,17 +26,6 @@ LATEST = re.compile(
     re.IGNORECASE,
 )
 _MAX_FETCH = 100  # the search's own limit
-# A passage that says it changes an earlier report ("now", "UPDATE", "was first given as", ...).
-UPDATE_SIGNAL = re.compile(
-    r"\b(now|update[sd]?|revised|corrected|instead|no longer|previously|originally|had been|"
-    r"first (?:given|reported|announced|put|set))\b",
-    re.IGNORECASE,
-)
-_NAME = re.compile(r"\b[A-Z][a-z]+(?:[ '-][A-Z][a-z]+)*")
-_DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday"
-_MONTHS = "January February March April May June July August September October November December"
-_NOT_NAMES = frozenset(re.split(r"\s+", f"{_DAYS} {_MONTHS} The This That These When What Which Who How Where Why"))
-
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
     (
@@ -168,41 +156,6 @@ def recency_scores(hits: Sequence[Hit], half_life_days: float | None, *, top_rel
         age_days = max((anchor - (date or oldest)) / timedelta(days=1), 0.0)
         scored.append(hit.score * 0.5 ** (age_days / half_life_days))
     return scored
-
-
-def _names(text_or_passage) -> set[str]:
-    """The names a text mentions: capitalised words and runs of them."""
-    text = text_or_passage if isinstance(text_or_passage, str) else f"{text_or_passage.title} {text_or_passage.text}"
-    return {n for n in _NAME.findall(text) if len(n) > 3 and n not in _NOT_NAMES}
-
-
-def _subject(question: str) -> set[str]:
-    """What a question is about: the names it mentions, or its content words when it names nothing."""
-    return _names(question) or content_words(question)
-
-
-def newest_wins(question: str, passages: Sequence[Passage]) -> list[Passage]:
-    """The passages with those a newer update replaced moved after all others (order otherwise kept)."""
-    old = superseded(question, passages)
-    return [p for p, o in zip(passages, old, strict=True) if not o] + [
-        p for p, o in zip(passages, old, strict=True) if o
-    ]
-
-
-def superseded(question: str, passages: Sequence[Passage]) -> list[bool]:
-    """Per passage, whether a newer passage that signals an update covers the same subject: both mention
-    every name of the question (a follow-up that changed a figure the older one still gives)."""
-    subject = _subject(question)
-    if not subject:
-        return [False] * len(passages)
-    about = [subject <= _names(p) | content_words(f"{p.title} {p.text}") for p in passages]
-    newer_updates = [
-        (p.published, i) for i, p in enumerate(passages) if about[i] and p.published and UPDATE_SIGNAL.search(p.text)
-    ]
-    return [
-        about[i] and bool(p.published) and any(date > p.published for date, j in newer_updates if j != i)
-        for i, p in enumerate(passages)
-    ]
 
 
 def topic_gated(question: str, hits: Sequence[Hit], scores: Sequence[float], gate: float) -> list[float]:

@@ -52,7 +52,7 @@ SETS = {
 # The naive RAG the issue measured kup against: plain top-3 chunks, no instructions, no titles or dates.
 NAIVE = AnswerProfile(
     RetrievalPolicy.previous(), PromptStyle("", titles=False, dates=False), passages=3, order="rank",
-    supersede=False, min_relevance=0.0,
+    supersede=False, min_relevance=0.0, current_only=False,
 )  # fmt: skip
 PROFILES = {"naive": NAIVE, "previous": PREVIOUS, "new": AnswerProfile()}
 ANSWER_K = 5  # passages an answer retrieves (kup ask's default --k)

@@ -9,8 +9,9 @@ import pytest
 
 from answering import Answerer, LanguageModel
 from answering.prompt import NOT_FOUND, Passage
-from answering.retrieval import RetrievalPolicy, asks_latest, newest_wins, recency_scores, retrieve, superseded
+from answering.retrieval import RetrievalPolicy, asks_latest, recency_scores, retrieve
 from answering.service import PREVIOUS, AnswerProfile, arrange, attributed, cited
+from answering.updates import newest_wins, superseded
 from connectors import Document
 from errors import InputError
 from indexing import Catalog, Chunker, EdgeStore, Hit, Indexer
