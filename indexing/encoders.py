@@ -312,8 +312,8 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle worker threads sleep instead of spinning: kup shares its cores with the Prefect server, the API
-        # and the catalog, and a spinning pool takes their time (on 2 cores at load 4-6, 128 chunks took
-        # 5.55-5.86 s instead of 5.74-6.40 s, each pair back to back; an idle machine pays a wake-up per op).
+        # and the catalog, and a spinning pool takes their time (on 2 cores at load 3-4, 128 chunks: median
+        # 5.22 s instead of 5.63 s over 7 alternating runs; an idle machine pays a wake-up per operator).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
