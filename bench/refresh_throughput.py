@@ -111,9 +111,10 @@ def main() -> None:
             probes.append({k: round(v, 2) for k, v in probe.items()})
             load.append(os.getloadavg()[0])
 
-    ingest_s, index_s = min(rounds, key=lambda r: r[0] + r[1])[:2]
+    ingest_s, index_s = min(rounds, key=lambda r: r[0] + r[1])[:2]  # end to end: the best round
+    best_index_s = min(r[1] for r in rounds)  # the indexer alone: its best round
     encode_s, torch_threads, torch_batch = min((r[2:] for r in rounds), key=lambda r: r[0])
-    indexed = report.embedded / index_s
+    indexed = report.embedded / best_index_s
     e2e = report.embedded / (ingest_s + index_s)
     baseline = len(texts) / encode_s
     emit(
@@ -124,7 +125,7 @@ def main() -> None:
             "chunks": report.embedded,
             "rounds": args.rounds,
             "ingest_seconds": round(ingest_s, 3),
-            "index_seconds": round(index_s, 3),
+            "index_seconds": round(best_index_s, 3),
             "encode_only_seconds": round(encode_s, 3),
             "index_chunks_per_s": round(indexed, 2),
             "end_to_end_chunks_per_s": round(e2e, 2),
