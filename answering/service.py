@@ -49,7 +49,7 @@ class AnswerProfile:
     order: Order = "oldest-first"  # rank: best first; best-last: best nearest the question; oldest-first: by date
     supersede: bool = True  # a passage that a newer update on the same subject replaced yields its prompt slot
     # Sentences that only report a replaced value ("had been due to close on October 27") are left out of the
-    # prompt: on the hard news set this turned 4 of the 18 wrong updated-fact answers right, and no right one wrong.
+    # prompt: on the hard news set this turned 4 wrong updated-fact answers right and 1 right answer wrong.
     current_only: bool = True
     # Below this cosine for every passage the answer is NOT_FOUND, without generating. On the hard news set the
     # questions' best passage scored 0.38 at least (median 0.74); off-topic and foreign questions 0.10-0.32.

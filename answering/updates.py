@@ -10,8 +10,9 @@ values and picks either. Two rules keep the replaced value out of an answer's wa
   "was first given as", "originally", "previously") are left out of the passages a prompt shows, unless the
   question itself asks about the earlier state ("What was the original figure?").
 
-Measured on the hard news set (bench/qa.py): on the 18 updated-fact questions the new profile got wrong, the
-second rule turned 4 right (13 stale answers to 9) and changed no answer on the questions it already got right.
+Measured on the hard news set (bench/qa.py, prompt mode): of the 21 updated-fact questions the profile got
+wrong, the second rule touched 18 and turned 4 right (stale answers 13 to 9); of 67 other questions, it touched
+44, and turned one right answer wrong (a question on a fact that was never updated).
 """
 
 from __future__ import annotations
