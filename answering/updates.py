@@ -12,7 +12,7 @@ values and picks either. Two rules keep the replaced value out of an answer's wa
 
 Measured on the hard news set (bench/qa.py, prompt mode): of the 21 updated-fact questions the profile got
 wrong, the second rule touched 18 and turned 4 right (stale answers 13 to 9); of 67 other questions, it touched
-44, and turned one right answer wrong (a question on a fact that was never updated).
+40, and turned one right answer wrong (a question on a fact that was never updated).
 """
 
 from __future__ import annotations
