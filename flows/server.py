@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -107,20 +108,27 @@ def serve_deployments(deployments: list) -> None:
     awaited"). Here SIGTERM interrupts like Ctrl-C: the loop is cancelled and the runner leaves through its own
     clean-up, pausing its schedules.
     """
-    from prefect.runner import Runner
 
-    class _Runner(Runner):
-        def handle_sigterm(self, *args: object, **kwargs: object) -> None:
-            raise KeyboardInterrupt
+    def interrupt(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
 
-    runner = _Runner(pause_on_shutdown=True)
-    for deployment in deployments:
-        deployment.work_pool_name = None  # served deployments need no work pool
-        runner.add_deployment(deployment)
+    # From here on, also while Prefect's runner is imported, the deployments registered and before the runner
+    # installs its own handler (seconds on a busy machine), SIGTERM ends serving the clean way.
+    previous = signal.signal(signal.SIGTERM, interrupt)
     quiet = _QuietCancelledAtShutdown()
     logging.getLogger("asyncio").addFilter(quiet)
     try:
         with contextlib.suppress(KeyboardInterrupt):
+            from prefect.runner import Runner
+
+            class _Runner(Runner):
+                handle_sigterm = staticmethod(interrupt)
+
+            runner = _Runner(pause_on_shutdown=True)
+            for deployment in deployments:
+                deployment.work_pool_name = None  # served deployments need no work pool
+                runner.add_deployment(deployment)
             asyncio.run(runner.start())
     finally:
         logging.getLogger("asyncio").removeFilter(quiet)
+        signal.signal(signal.SIGTERM, previous)

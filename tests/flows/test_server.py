@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -31,14 +32,21 @@ def test_sigterm_stops_serving_without_an_unawaited_coroutine_or_traceback(tmp_p
 
     api = PREFECT_API_URL.value()
     env = {**os.environ, "PREFECT_API_URL": api, "KUP_DATA_DIR": str(tmp_path / "data")}
+    started = datetime.now(UTC)
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+
+    def served_by_this_process() -> bool:
+        # The session's Prefect server may hold deployments of earlier tests: wait for this process's own.
+        found = httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()
+        return any(datetime.fromisoformat(d["updated"].replace("Z", "+00:00")) >= started for d in found)
+
     deadline = time.monotonic() + 120
-    while not httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json():
+    while not served_by_this_process():
         assert process.poll() is None and time.monotonic() < deadline, "the deployment was never served"
         time.sleep(0.5)
-    time.sleep(2)  # the runner's polling loop is running now
+    time.sleep(2)  # the runner's polling loop is running now (SIGTERM ends it cleanly even before that)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
 
