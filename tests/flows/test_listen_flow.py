@@ -41,16 +41,22 @@ def _events(since: datetime, name: str = EVENT) -> list:
         return client.read_events(query, limit=50).events  # the server allows at most 50 (the client asks 100)
 
 
-def test_a_notify_becomes_a_prefect_event_with_the_row_key_only(tmp_path, pg, monkeypatch) -> None:
-    with pg.engine.begin() as conn:
-        conn.execute(text("CREATE TABLE pages (id int PRIMARY KEY, body text, updated_at timestamptz DEFAULT now())"))
+def _declare_event_source(tmp_path, pg, monkeypatch, table: str) -> None:
+    """A sources.yaml with one ``events: notify`` PostgreSQL table source named after ``table``, and the data dir."""
+    env = f"KUP_TEST_{table.upper()}_URL"
     (tmp_path / "sources.yaml").write_text(
-        "sources:\n  - name: pages\n    type: sql\n    url_env: KUP_TEST_PAGES_URL\n    table: pages\n"
+        f"sources:\n  - name: {table}\n    type: sql\n    url_env: {env}\n    table: {table}\n"
         '    id_columns: [id]\n    text: "{body}"\n    updated_column: updated_at\n    events: notify\n'
     )
     monkeypatch.setenv("KUP_SOURCES_FILE", str(tmp_path / "sources.yaml"))
     monkeypatch.setenv("KUP_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("KUP_TEST_PAGES_URL", pg.url)
+    monkeypatch.setenv(env, pg.url)
+
+
+def test_a_notify_becomes_a_prefect_event_with_the_row_key_only(tmp_path, pg, monkeypatch) -> None:
+    with pg.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE pages (id int PRIMARY KEY, body text, updated_at timestamptz DEFAULT now())"))
+    _declare_event_source(tmp_path, pg, monkeypatch, "pages")
     source = SqlSource.model_validate(
         {"type": "sql", "name": "pages", "url_env": "X", "table": "pages", "id_columns": ["id"]}
         | {"text": "{body}", "updated_column": "updated_at"}
@@ -112,13 +118,7 @@ def _notes(tmp_path, pg, monkeypatch, rows: int) -> Settings:
                 {"i": i, "b": " ".join(f"note {i} line {j}." for j in range(40))} for i in range(start, start + 100)
             ]
             conn.execute(text("INSERT INTO notes (id, body) VALUES (:i, :b)"), values[: rows - start])
-    (tmp_path / "sources.yaml").write_text(
-        "sources:\n  - name: notes\n    type: sql\n    url_env: KUP_TEST_NOTES_URL\n    table: notes\n"
-        '    id_columns: [id]\n    text: "{body}"\n    updated_column: updated_at\n    events: notify\n'
-    )
-    monkeypatch.setenv("KUP_SOURCES_FILE", str(tmp_path / "sources.yaml"))
-    monkeypatch.setenv("KUP_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("KUP_TEST_NOTES_URL", pg.url)
+    _declare_event_source(tmp_path, pg, monkeypatch, "notes")
     return load_settings()
 
 
