@@ -7,6 +7,7 @@ and ``training.drift`` load torch and are imported from their modules."""
 from training.base_model import BaseLM, load_base
 from training.corpus import (
     Sample,
+    pack,
     python_text,
     split_holdout,
     synthetic_cache_path,
@@ -51,6 +52,7 @@ __all__ = [
     "load_base",
     "load_recipe",
     "make_probes",
+    "pack",
     "probe_table",
     "python_text",
     "read_probes",

@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +93,31 @@ def windows(tokenizer, text: str, max_len: int, max_windows: int) -> list[tuple[
         ids = [*ids, tokenizer.eos_token_id]
     out = [tuple(ids[i : i + max_len]) for i in range(0, len(ids), max_len)]
     return [w for w in out[:max_windows] if len(w) > 1]
+
+
+def pack(samples: Sequence[Sample], max_len: int) -> list[Sample]:
+    """Short samples packed together into windows of at most ``max_len`` tokens (first fit, each window placed where
+    its first sample was), so a batch of question-answer pairs costs what their tokens cost, not full padded rows.
+    Every sample already ends with the end-of-text token, which is what separates them inside a window (the usual
+    packing of causal-LM training; the model attends across that boundary)."""
+    slots: list[Sample | list[int]] = []
+    open_bins: list[list[int]] = []
+    kinds: dict[int, str] = {}
+    for sample in samples:
+        if len(sample.ids) >= max_len:
+            slots.append(sample)
+            continue
+        for bin_ in open_bins:
+            if len(bin_) + len(sample.ids) <= max_len:
+                bin_.extend(sample.ids)
+                break
+        else:
+            bin_ = list(sample.ids)
+            open_bins.append(bin_)
+            slots.append(bin_)
+            kinds[id(bin_)] = sample.kind
+        open_bins = [b for b in open_bins if len(b) < max_len]
+    return [s if isinstance(s, Sample) else Sample(tuple(s), kinds[id(s)]) for s in slots]
 
 
 def _doc_text(title: str, text: str) -> str:

@@ -35,7 +35,7 @@ class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Method = "mix_review"  # mix_review (He et al. 2021), none, l2 (pull to start), recadam, ewc
-    mix_ratio: Annotated[float, Field(ge=0)] = 4.0  # review samples per new sample in the first epoch
+    mix_ratio: Annotated[float, Field(ge=0)] = 4.0  # review tokens per new token in the first epoch
     mix_decay: Annotated[float, Field(gt=0, le=1)] = 0.7  # review share shrinks by this factor each epoch
     l2_weight: Annotated[float, Field(ge=0)] = 0.1  # strength of the pull toward the starting adapter (l2)
     recadam_coef: Annotated[float, Field(gt=0)] = 100.0  # RecAdam (Chen et al. 2020): quadratic pull strength
@@ -55,6 +55,7 @@ class Recipe(BaseModel):
     grad_accumulation: Annotated[int, Field(ge=1, le=256)] = 1
     max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
     max_seq_len: Annotated[int, Field(ge=16, le=4096)] = 256
+    pack: bool = True  # short samples (question-answer pairs) share a window instead of each padding a row
     max_windows_per_doc: Annotated[int, Field(ge=1)] = 8  # long documents are cut to this many windows
     max_new_documents: Annotated[int, Field(ge=1)] = 2000
     lora_r: Annotated[int, Field(ge=1, le=256)] = 8

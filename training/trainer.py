@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.corpus import Sample
+from training.corpus import Sample, pack
 from training.mix_review import MixReviewSampler, PlainSampler
 from training.recipe import Recipe
 
@@ -74,9 +74,15 @@ def batches(items: Sequence[Sample], size: int) -> list[list[Sample]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+def _tokens(sample: Sample) -> int:
+    return len(sample.ids)
+
+
 def sampler_for(recipe: Recipe, new: Sequence[Sample], review: Sequence[Sample]) -> MixReviewSampler:
     if recipe.method == "mix_review":
-        return MixReviewSampler(new, review, mix_ratio=recipe.mix_ratio, mix_decay=recipe.mix_decay, seed=recipe.seed)
+        return MixReviewSampler(
+            new, review, mix_ratio=recipe.mix_ratio, mix_decay=recipe.mix_decay, seed=recipe.seed, size=_tokens
+        )
     return PlainSampler(new, seed=recipe.seed)
 
 
@@ -99,7 +105,8 @@ def train(
 
     set_seed(recipe.seed)
     plans = sampler.plan(recipe.epochs)
-    epoch_batches = [batches(plan.items, recipe.batch_size) for plan in plans]
+    packed = [pack(plan.items, recipe.max_seq_len) if recipe.pack else plan.items for plan in plans]
+    epoch_batches = [batches(items, recipe.batch_size) for items in packed]
     total_steps = sum(math.ceil(len(b) / recipe.grad_accumulation) for b in epoch_batches)
     params = [p for p in model.parameters() if p.requires_grad]
     if recipe.method == "recadam":  # the annealed pull toward the start lives inside the optimizer

@@ -41,3 +41,14 @@ def test_small_pools_are_drawn_again_and_empty_pools_give_nothing() -> None:
 def test_custom_ratio_and_decay() -> None:
     plans = make(mix_ratio=1.0, mix_decay=0.5, new=8).plan(3)
     assert [p.review for p in plans] == [8, 4, 2]
+
+
+def test_review_is_measured_in_what_size_counts() -> None:
+    # new: two samples of 10 tokens; review pool: windows of 50 tokens. Ratio 5 asks for 100 tokens of review:
+    # two windows, not ten (a count of samples would draw 5 x 2 = 10 windows, 500 tokens).
+    new = [("n", 10), ("m", 10)]
+    pool = [(f"old-{i}", 50) for i in range(20)]
+    sampler = MixReviewSampler(new, pool, mix_ratio=5.0, mix_decay=0.5, seed=3, size=lambda s: s[1])
+    assert [len(sampler.review_draw(e)) for e in range(3)] == [2, 1, 1]  # 100, 50, 25 tokens wanted
+    unsized = MixReviewSampler(new, pool, mix_ratio=5.0, mix_decay=0.5, seed=3)
+    assert len(unsized.review_draw(0)) == 10

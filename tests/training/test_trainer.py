@@ -6,7 +6,18 @@ import pytest
 
 from tests.conftest import tiny_llama
 from tests.training.conftest import FACTS
-from training import PlainSampler, Sample, attach_adapter, batches, collate, load_recipe, set_seed, train, windows
+from training import (
+    PlainSampler,
+    Sample,
+    attach_adapter,
+    batches,
+    collate,
+    load_recipe,
+    pack,
+    set_seed,
+    train,
+    windows,
+)
 
 # Loss of each of the first two optimizer steps: freshly initialised tiny Llama (seed 0), LoRA, lr 0.3,
 # the six FACTS in two batches of three. The first pins initialisation, tokenising, windows and padding;
@@ -18,7 +29,7 @@ def two_step_run():
     model, tokenizer = tiny_llama(seed=0)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     recipe = load_recipe(
-        None, method="none", epochs=1, batch_size=3, max_seq_len=64, learning_rate=0.3, warmup_ratio=0.0
+        None, method="none", epochs=1, batch_size=3, max_seq_len=64, learning_rate=0.3, warmup_ratio=0.0, pack=False
     )
     samples = [Sample(ids, "new") for text in FACTS for ids in windows(tokenizer, text, 64, 1)]
     peft_model = attach_adapter(model, recipe)
@@ -48,6 +59,32 @@ def test_collate_pads_on_the_right_and_labels_ignore_the_padding() -> None:
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
+
+
+def test_packing_fills_windows_first_fit_and_keeps_long_samples_whole() -> None:
+    samples = [Sample((1, 2, 3, 0), "new"), Sample(tuple(range(10, 18)), "general"), Sample((4, 5, 0), "new"),
+               Sample((6, 7, 8, 9, 0), "new"), Sample((20, 0), "new")]  # fmt: skip
+    packed = pack(samples, 8)
+    # the 8-token sample stays whole where it was; (4, 5, 0) joins the first window, (6..0) opens a second
+    # that the last one joins; every token is kept once, in order within its window
+    assert [s.ids for s in packed] == [(1, 2, 3, 0, 4, 5, 0), tuple(range(10, 18)), (6, 7, 8, 9, 0, 20, 0)]
+    assert [s.kind for s in packed] == ["new", "general", "new"]
+    assert sorted(t for s in packed for t in s.ids) == sorted(t for s in samples for t in s.ids)
+    assert pack([], 8) == []
+
+
+def test_packed_training_takes_fewer_steps_over_the_same_tokens() -> None:
+    model, tokenizer = tiny_llama(seed=0)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    samples = [Sample(ids, "new") for text in FACTS for ids in windows(tokenizer, text, 64, 1)]
+    runs = {}
+    for packed in (False, True):
+        recipe = load_recipe(None, method="none", epochs=1, batch_size=2, max_seq_len=64, pack=packed)
+        runs[packed] = train(attach_adapter(tiny_llama(seed=0)[0], recipe), PlainSampler(samples, seed=1), recipe,
+                             pad_id=tokenizer.pad_token_id, device="cpu")  # fmt: skip
+    assert runs[False].steps == 3  # six short facts, two per batch
+    assert runs[True].steps < runs[False].steps
+    assert runs[True].tokens == runs[False].tokens == sum(len(s.ids) for s in samples)
 
 
 def test_batches_keep_order_and_the_last_one_may_be_short() -> None:
