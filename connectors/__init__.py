@@ -6,8 +6,9 @@ parser, trafilatura or httpx's transports, so commands that only read settings o
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from connectors.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from connectors.document import Document, ItemFailure, document_id, utc
@@ -41,7 +42,6 @@ __all__ = [
     "Fetcher",
     "ItemFailure",
     "Source",
-    "annotations",
     "document_id",
     "load_sources",
     "pull_feed",
@@ -51,14 +51,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'connectors' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -7,8 +7,9 @@ Qdrant server is configured).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from connectors.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from indexing.catalog import Catalog, DocRow, now_utc
@@ -68,7 +69,6 @@ __all__ = [
     "StoredPoint",
     "VectorStore",
     "Vectors",
-    "annotations",
     "backfill_sql",
     "embed_text",
     "ingest_source",
@@ -82,14 +82,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'indexing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -20,6 +20,7 @@ def test_every_exported_name_resolves_to_its_module_object(package: str) -> None
         home = importlib.import_module(facade._WHERE[name]) if name in facade._WHERE else None
         assert home is None or getattr(home, name) is value, name
     assert sorted(facade.__all__) == sorted(set(facade.__all__)) and set(facade.__all__) <= set(dir(facade))
+    assert "annotations" not in facade.__all__  # the __future__ import is not an export (`import *` took it)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         facade.Nope  # noqa: B018
 
