@@ -111,9 +111,14 @@ def evaluate(model, tokenizer, weeks: list[dict], general: list[dict], general_e
     from training import answers, score_sets
 
     per_week = [answers(model, tokenizer, w["questions"], device=device) for w in weeks]
+    own = [answers(model, tokenizer, w["synth_probes"], device=device) for w in weeks]
     general_right = answers(model, tokenizer, general, device=device)
     nll = score_sets(model, {"general": general_eval}, pad_id=pad, device=device)["general"].nll
-    return {"weeks": per_week, "general": general_right, "general_nll": round(nll, 4)}
+    return {"weeks": per_week, "synth_probes": own, "general": general_right, "general_nll": round(nll, 4)}
+
+
+def docs_of(week: dict) -> list[dict]:
+    return [{"id": a["id"], "title": a["title"], "text": a["text"]} for a in week["articles"]]
 
 
 def accuracy(right: list[bool]) -> float:
@@ -151,13 +156,13 @@ def run_config(name: str, args, base_loader, weeks, general, general_review, gen
     tokens = steps = 0
     synth_counts = []
     for w in weeks:
-        docs = [{"id": a["id"], "title": a["title"], "text": a["text"]} for a in w["articles"]]
+        docs = docs_of(w)
         new = to_samples(tok, [f"{d['title']}\n\n{d['text']}" for d in docs], "new", recipe)
         new_synth = []
         if data == "synth":
             started = time.perf_counter()
             synth, report = synthesize(docs, cache, mode="augment", paraphrases=recipe.paraphrases_per_doc, qa=0)
-            texts = [t for s in synth for t in s.training_texts()]
+            texts = [t for s in synth for t in s.training_texts(headline=args.qa_headline)]
             new_synth = to_samples(tok, texts, "new", recipe)
             synth_seconds += time.perf_counter() - started
             synth_counts.append({"qa_pairs": report.qa_pairs, "restatements": report.restatements,
@@ -190,6 +195,7 @@ def run_config(name: str, args, base_loader, weeks, general, general_review, gen
     fuar_value = round(totals["forgotten"] / gained, 4) if gained else (None if not totals["forgotten"] else "inf")
 
     matrix = [[accuracy(r) for r in e["weeks"]] for e in after]
+    own_matrix = [[accuracy(r) for r in e["synth_probes"]] for e in after]
     base_row = [accuracy(r) for r in base_eval["weeks"]]
     gains = [matrix[k][k] - base_row[k] for k in range(len(weeks))]
     retention = {}
@@ -199,6 +205,7 @@ def run_config(name: str, args, base_loader, weeks, general, general_review, gen
     return {
         "closed_book_matrix": matrix,
         "newest_week_gain": round(matrix[-1][-1] - base_row[-1], 4),
+        "synth_probe_matrix": own_matrix,
         "gain_when_trained": [round(g, 4) for g in gains],
         "retention_after_two_more_updates": retention,
         "fuar": fuar_value,
@@ -255,6 +262,8 @@ def main() -> None:
     parser.add_argument("--mix-ratio", type=float, default=1.0)
     parser.add_argument("--paraphrases", type=int, default=1, help="reordered restatements per article (synth)")
     parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--no-qa-headline", dest="qa_headline", action="store_false",
+                        help="trained questions without their article's headline (synth)")  # fmt: skip
     parser.add_argument("--recadam-t0", type=int, default=10)
     parser.add_argument("--general-probes", type=int, default=40, help="general probes evaluated (of the shipped)")
     parser.add_argument("--general-eval-windows", type=int, default=16)
@@ -275,8 +284,10 @@ def main() -> None:
         general_probes,
         load_base,
         load_recipe,
+        make_probes,
         python_text,
         split_holdout,
+        synthesize,
         synthetic_cache_path,
         synthetic_text,
         to_samples,
@@ -301,11 +312,16 @@ def main() -> None:
     general_windows = to_samples(tok, python_text() + synthetic, "general", shape)
     review, held = split_holdout(general_windows, 0.25, f"{args.seed}:general")
     general_review, general_eval = review[: args.general_review_windows], held[: args.general_eval_windows]
+    cache = SynthesisCache(args.data_dir / "cache" / "knowledge-bench-synthesis.sqlite")
+    for w in weeks:  # the synthesis' own held-out and reworded probes: a diagnostic beside the set's questions
+        synth, _ = synthesize(docs_of(w), cache, mode="augment", paraphrases=args.paraphrases, qa=0)
+        w["synth_probes"] = make_probes(synth, seed=args.seed)
     base_eval = evaluate(base.model, tok, weeks, general, general_eval, pad, device)
     articles = {a["id"]: a for w in weeks for a in w["articles"]}
     questions = [q for w in weeks for q in w["questions"]]
     base_figures = {
         "closed_book": [accuracy(r) for r in base_eval["weeks"]],
+        "synth_probes": [accuracy(r) for r in base_eval["synth_probes"]],
         "general_probe_accuracy": accuracy(base_eval["general"]),
         "general_nll": base_eval["general_nll"],
         "rag_accuracy": rag_accuracy(base.model, tok, questions, articles, args.rag_passages) if args.rag else None,
@@ -314,7 +330,6 @@ def main() -> None:
     print(f"[base] closed-book {base_figures['closed_book']}, RAG {base_figures['rag_accuracy']}", file=sys.stderr,
           flush=True)  # fmt: skip
 
-    cache = SynthesisCache(args.data_dir / "cache" / "knowledge-bench-synthesis.sqlite")
     results = {}
     for name in configs:
         results[name] = run_config(name, args, base_loader, weeks, general, general_review, general_eval, cache,
@@ -336,6 +351,8 @@ def main() -> None:
                 "max_windows_per_doc": args.max_windows_per_doc,
                 "mix_ratio": args.mix_ratio,
                 "paraphrases": args.paraphrases,
+                "qa_headline": args.qa_headline,
+                "synth_probes_per_week": [len(w["synth_probes"]) for w in weeks],
                 "lora_r": args.lora_r,
                 "rag": f"prompt mode, the question's source article's best {args.rag_passages} paragraph(s)"
                 if args.rag

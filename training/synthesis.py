@@ -29,8 +29,11 @@ from training.facts import distractors, document_facts, implications, reordered
 
 logger = logging.getLogger(__name__)
 
-AUGMENT_VERSION = "augment-v1"
+AUGMENT_VERSION = "augment-v2"
 TEACHER_VERSION = "teacher-v1"
+_HEADLINE_TAG = re.compile(
+    r"^(?:UPDATE \d+\s*-\s*|[A-Z]{2,}(?: [A-Z]{2,})* \|\s*)"
+)  # wire tags: "UPDATE 1-", "JOBS | "
 HELDOUT_SHARE = 3  # one question in three (per document) is held out as a probe, never trained on
 
 
@@ -45,6 +48,7 @@ class DocSynthesis:
     qa: list[dict] = field(default_factory=list)  # question, answer, kind, cloze
     implications: list[str] = field(default_factory=list)
     skipped: str | None = None
+    title: str = ""  # the document's headline: names what a templated question's "it" or "the work" is about
 
     def trained_qa(self) -> list[dict]:
         return [q for q in self.qa if not is_heldout(self.doc_hash, q["question"])]
@@ -52,10 +56,21 @@ class DocSynthesis:
     def heldout_qa(self) -> list[dict]:
         return [q for q in self.qa if is_heldout(self.doc_hash, q["question"])]
 
-    def training_texts(self) -> list[str]:
-        """Restatements, trained question-answer pairs and implications (never the held-out questions)."""
-        qa = [f"Question: {q['question']}\nAnswer: {q['answer']}" for q in self.trained_qa()]
+    def training_texts(self, *, headline: bool = True) -> list[str]:
+        """Restatements, trained question-answer pairs (headed by the headline, see ``in_context``) and
+        implications; never the held-out questions."""
+        ask = self.in_context if headline else (lambda q: q["question"])
+        qa = [f"Question: {ask(q)}\nAnswer: {q['answer']}" for q in self.trained_qa()]
         return [*self.restatements, *qa, *self.implications]
+
+    def in_context(self, qa: dict) -> str:
+        """The question headed by the document's headline, so that a question cut from one sentence ("It will
+        reopen when?") is tied to what it is about, as a reader's question names it. Left bare when the
+        headline holds the answer (training would then teach copying it from the question, not recalling it)."""
+        headline = _HEADLINE_TAG.sub("", self.title).strip()
+        if not headline or qa["answer"].lower() in headline.lower():
+            return qa["question"]
+        return f"{headline.rstrip('.:!?')}: {qa['question']}"
 
 
 @dataclass
@@ -117,7 +132,7 @@ class SynthesisCache:
 def augment(doc: dict, restatements: int) -> DocSynthesis:
     """The deterministic augmentations of one catalog document (``id``, ``title``, ``text``)."""
     doc_hash = document_hash(doc.get("title") or "", doc["text"])
-    out = DocSynthesis(doc["id"], doc_hash, f"{AUGMENT_VERSION}:p{restatements}")
+    out = DocSynthesis(doc["id"], doc_hash, f"{AUGMENT_VERSION}:p{restatements}", title=doc.get("title") or "")
     facts = document_facts(doc["text"])
     out.qa = [{"question": f.question, "answer": f.answer, "kind": f.kind, "cloze": f.cloze} for f in facts]
     out.restatements = reordered(doc.get("title") or "", doc["text"], restatements, doc_hash)
@@ -309,6 +324,7 @@ def synthesize(
                 aug.qa + taught.qa,
                 aug.implications,
                 None if (aug.qa or taught.qa) else aug.skipped,
+                aug.title,
             )
         if aug.skipped:
             report.skipped.append({"doc_id": aug.doc_id, "reason": aug.skipped})

@@ -87,12 +87,27 @@ def test_probes_are_held_out_from_training_and_have_one_right_choice(tmp_path) -
     heldout = [p for p in probes if p["kind"] == "heldout"]
     assert heldout and {p["kind"] for p in probes} == {"heldout", "reworded"}
     for p in heldout:
-        assert f"Question: {p['question']}" not in trained  # never trained on
+        assert p["question"] not in trained  # never trained on, bare or headed by its headline
     for p in probes:
         assert len(p["choices"]) == 4 and len(set(p["choices"])) == 4
         answer = p["choices"][p["answer"]]
         assert any(answer in d for d in [ARTICLE, *FACTS])
     assert make_probes(synth, seed=1) == probes  # deterministic
+
+
+def test_trained_questions_are_headed_by_their_headline_unless_it_holds_the_answer() -> None:
+    doc = {"id": "d", "title": "UPDATE 1-Museum names Aurel Halloran director", "text": ARTICLE}
+    synth = augment(doc, restatements=0)
+    texts = synth.training_texts()
+    when = next(q for q in synth.trained_qa() if q["answer"] == "October 12")
+    # the wire tag is dropped, the headline names what the question is about
+    assert synth.in_context(when) == f"Museum names Aurel Halloran director: {when['question']}"
+    assert f"Question: Museum names Aurel Halloran director: {when['question']}\nAnswer: October 12" in texts
+    who = next(q for q in synth.qa if q["answer"] == "Aurel Halloran")
+    assert synth.in_context(who) == who["question"]  # the headline holds this answer: left bare
+    assert augment({**doc, "title": ""}, restatements=0).in_context(when) == when["question"]
+    tagged = augment({**doc, "title": "JOBS | 240 jobs to go at Orlin"}, restatements=0)
+    assert tagged.in_context(when).startswith("240 jobs to go at Orlin: ")
 
 
 def test_teacher_filters_drop_empty_repeated_and_ungrounded_outputs() -> None:
