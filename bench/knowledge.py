@@ -127,6 +127,7 @@ def accuracy(right: list[bool]) -> float:
 
 def run_config(name: str, args, base_loader, weeks, general, general_review, general_eval, cache, base_eval) -> dict:
     from training import attach_adapter, fuar, load_recipe, sampler_for, synthesize, to_samples, train
+    from training.probes import anchor_questions, anchor_samples
 
     method, data = name.rsplit("-", 1)
     if method not in METHODS or data not in ("raw", "synth"):
@@ -145,11 +146,13 @@ def run_config(name: str, args, base_loader, weeks, general, general_review, gen
         lora_r=args.lora_r,
         lora_alpha=2 * args.lora_r,
         recadam_t0=args.recadam_t0,
+        anchor_weight=args.anchor_weight,
         seed=args.seed,
     )
     base = base_loader()
     tok, pad, device = base.tokenizer, base.tokenizer.pad_token_id, base.device
     model = attach_adapter(base.model, recipe)
+    anchor = anchor_samples(tok, anchor_questions()) if recipe.anchor_weight else []
     earlier_raw, earlier_synth = [], []
     after: list[dict] = []
     synth_seconds = train_seconds = 0.0
@@ -170,7 +173,7 @@ def run_config(name: str, args, base_loader, weeks, general, general_review, gen
         review = earlier_raw + earlier_synth + general_review
         fisher = (earlier_raw + earlier_synth) or general_review
         result = train(model, sampler_for(recipe, new + new_synth, review), recipe, pad_id=pad, device=device,
-                       fisher_data=fisher)  # fmt: skip
+                       fisher_data=fisher, anchor_prompts=anchor)  # fmt: skip
         train_seconds += result.seconds
         tokens += result.tokens
         steps += result.steps
@@ -265,6 +268,8 @@ def main() -> None:
     parser.add_argument("--no-qa-headline", dest="qa_headline", action="store_false",
                         help="trained questions without their article's headline (synth)")  # fmt: skip
     parser.add_argument("--recadam-t0", type=int, default=10)
+    parser.add_argument("--anchor-weight", type=float, default=0.0, help="answer anchor (KL to the base's answers "
+                        "on general questions that are not probes); 0 = off")  # fmt: skip
     parser.add_argument("--general-probes", type=int, default=40, help="general probes evaluated (of the shipped)")
     parser.add_argument("--general-eval-windows", type=int, default=16)
     parser.add_argument("--general-review-windows", type=int, default=64)
@@ -352,6 +357,7 @@ def main() -> None:
                 "mix_ratio": args.mix_ratio,
                 "paraphrases": args.paraphrases,
                 "qa_headline": args.qa_headline,
+                "anchor_weight": args.anchor_weight,
                 "synth_probes_per_week": [len(w["synth_probes"]) for w in weeks],
                 "lora_r": args.lora_r,
                 "rag": f"prompt mode, the question's source article's best {args.rag_passages} paragraph(s)"

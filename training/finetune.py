@@ -18,7 +18,17 @@ from training.base_model import load_base
 from training.corpus import build_datasets, synthetic_cache_path, synthetic_text, to_samples
 from training.evaluation import metrics_table, score_sets, summary, temporal_report
 from training.gate import Verdict, judge
-from training.probes import PROBES_FILE, answers, fuar, general_probes, probe_table, read_probes, write_probes
+from training.probes import (
+    PROBES_FILE,
+    anchor_questions,
+    anchor_samples,
+    answers,
+    fuar,
+    general_probes,
+    probe_table,
+    read_probes,
+    write_probes,
+)
 from training.recipe import Recipe
 from training.registry import Adapter, AdapterRegistry
 from training.synthesis import SynthesisCache, make_probes, synthesize
@@ -214,7 +224,17 @@ def run_finetune(
 
     sampler = sampler_for(recipe, data.new_train + data.new_synth, data.review_pool)
     fisher_data = data.earlier_review or data.general_review  # the previous champion's data, for EWC
-    result = train(model, sampler, recipe, pad_id=pad_id, device=base.device, on_step=on_step, fisher_data=fisher_data)
+    anchor = anchor_samples(base.tokenizer, anchor_questions()) if recipe.anchor_weight else []
+    result = train(
+        model,
+        sampler,
+        recipe,
+        pad_id=pad_id,
+        device=base.device,
+        on_step=on_step,
+        fisher_data=fisher_data,
+        anchor_prompts=anchor,
+    )
     candidate_scores = score_sets(model, sets, pad_id=pad_id, device=base.device)
     candidate_answers = probe_answers(model)
 

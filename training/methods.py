@@ -1,4 +1,4 @@
-"""Continual-learning methods that hold the adapter near what it knew: RecAdam and EWC.
+"""Continual-learning methods that hold the adapter near what it knew: RecAdam, EWC and the answer anchor.
 
 RecAdam (Chen et al., EMNLP 2020, "Recall and Learn"): the objective ``lambda(t) * loss + (1 - lambda(t)) *
 (coef / 2) * |theta - theta0|^2`` with ``lambda(t) = 1 / (1 + exp(-k (t - t0)))``, applied inside the
@@ -9,6 +9,12 @@ starting weights is strong early and annealed away.
 EWC (Kirkpatrick et al., PNAS 2017): the penalty ``lambda / 2 * sum_i F_i (theta_i - theta*_i)^2`` with the
 diagonal Fisher ``F_i`` estimated as the mean squared gradient of the log-likelihood over the previous
 champion's data, taken over the trainable (LoRA) parameters only.
+
+The answer anchor (a Learning-without-Forgetting-style distillation, Li and Hoiem 2017, on the answer position):
+``weight * KL(base || adapted)`` of the next-token distribution after "Question: ...\nAnswer:" for general
+questions that are not probes. Training on question-answer pairs about the news moves what the model answers to
+every question (its answer prior); this term holds the answers to questions about other things where the base
+model had them.
 """
 
 from __future__ import annotations
@@ -82,3 +88,15 @@ def ewc_penalty(
     """``strength / 2 * sum_i F_i (theta_i - theta*_i)^2``."""
     total = sum(((p - a) ** 2 * f).sum() for p, a, f in zip(params, anchor, fisher, strict=True))
     return 0.5 * strength * total
+
+
+def answer_anchor(model, batch: dict) -> torch.Tensor:
+    """``KL(base || adapted)`` of the next-token distribution at each prompt's last token, mean over the batch;
+    the base is the same peft model with its adapter switched off (no gradient)."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    last = mask.sum(dim=1) - 1
+    rows = torch.arange(ids.shape[0], device=ids.device)
+    with torch.no_grad(), model.disable_adapter():
+        base = model(input_ids=ids, attention_mask=mask).logits[rows, last].float().log_softmax(-1)
+    adapted = model(input_ids=ids, attention_mask=mask).logits[rows, last].float().log_softmax(-1)
+    return torch.nn.functional.kl_div(adapted, base, log_target=True, reduction="batchmean")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 GENERAL_PROBES = Path(__file__).parent / "data" / "general_probes.jsonl"
+GENERAL_CANDIDATES = Path(__file__).parent / "data" / "general_probes_candidates.txt"  # question|right|wrong...
 PROBES_FILE = "probes.jsonl"
 
 
@@ -31,6 +32,25 @@ def write_probes(path: Path, probes: Sequence[dict]) -> None:
 def general_probes() -> list[dict]:
     """The shipped general-knowledge probes (questions the packaged base model answers correctly)."""
     return read_probes(GENERAL_PROBES)
+
+
+def anchor_questions() -> list[str]:
+    """General questions that are not probes (the candidates the probe selection left out): the answer anchor
+    (``training.methods.answer_anchor``) holds the model's answers to these, so the probes stay held out."""
+    probes = {p["question"] for p in general_probes()}
+    out = []
+    for line in GENERAL_CANDIDATES.read_text(encoding="utf-8").splitlines():
+        question = line.split("|", 1)[0].strip()
+        if question and question not in probes and question not in out:
+            out.append(question)
+    return out
+
+
+def anchor_samples(tokenizer, questions: Sequence[str]) -> list:
+    """The anchor's prompts as token samples (``Question: ...\nAnswer:``, no end-of-text token)."""
+    from training.corpus import Sample
+
+    return [Sample(tuple(tokenizer(prompt(q), add_special_tokens=False)["input_ids"]), "anchor") for q in questions]
 
 
 def prompt(question: str) -> str:

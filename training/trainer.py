@@ -95,13 +95,15 @@ def train(
     device: str,
     on_step: Callable[[int, int, float], None] | None = None,
     fisher_data: Sequence[Sample] = (),
+    anchor_prompts: Sequence[Sample] = (),
 ) -> TrainResult:
     """Train ``model`` (a peft model) over the sampler's epochs. ``on_step(step, total, loss)`` reports progress;
-    ``fisher_data`` (the previous champion's data) is what EWC estimates its Fisher on."""
+    ``fisher_data`` (the previous champion's data) is what EWC estimates its Fisher on; ``anchor_prompts`` (general
+    question prompts) is what the answer anchor holds, when the recipe's ``anchor_weight`` is above 0."""
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
-    from training.methods import RecAdam, ewc_penalty, fisher_diagonal  # loads torch: only when training
+    from training.methods import RecAdam, answer_anchor, ewc_penalty, fisher_diagonal  # loads torch: only here
 
     set_seed(recipe.seed)
     plans = sampler.plan(recipe.epochs)
@@ -117,11 +119,14 @@ def train(
         optimizer = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(recipe.warmup_ratio * total_steps), total_steps)
     # l2 and ewc pull the adapter toward where this update started (the champion), not toward zero.
-    anchor = [p.detach().clone() for p in params] if recipe.method in ("l2", "ewc") else None
+    start = [p.detach().clone() for p in params] if recipe.method in ("l2", "ewc") else None
     fisher = None
     if recipe.method == "ewc":
         picked = list(fisher_data)[: recipe.ewc_samples]
         fisher = fisher_diagonal(model, params, [collate([s], pad_id, device) for s in picked])
+    prompts = list(anchor_prompts) if recipe.anchor_weight else []
+    random.Random(f"{recipe.seed}:anchor").shuffle(prompts)  # the question file is grouped by topic
+    anchor_batches = [collate(b, pad_id, device) for b in batches(prompts, recipe.anchor_batch)]
     # bf16 autocast on a GPU; plain fp32 on the CPU (bf16 matmuls there are slower, not faster).
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
 
@@ -136,9 +141,12 @@ def train(
             with autocast:
                 loss = model(**batch).loss
             if fisher is not None:  # EWC: Fisher-weighted pull toward the champion's adapter
-                loss = loss + ewc_penalty(params, anchor, fisher, recipe.ewc_lambda)
-            elif anchor is not None:  # L2 penalty toward the starting adapter weights
-                loss = loss + recipe.l2_weight * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor, strict=True))
+                loss = loss + ewc_penalty(params, start, fisher, recipe.ewc_lambda)
+            elif start is not None:  # L2 penalty toward the starting adapter weights
+                loss = loss + recipe.l2_weight * sum(((p - a) ** 2).sum() for p, a in zip(params, start, strict=True))
+            if anchor_batches:  # the base's answers to general questions, held
+                with autocast:
+                    loss = loss + recipe.anchor_weight * answer_anchor(model, anchor_batches[i % len(anchor_batches)])
             (loss / recipe.grad_accumulation).backward()
             running += loss.item() / recipe.grad_accumulation
             result.tokens += int(batch["attention_mask"].sum())

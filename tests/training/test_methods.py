@@ -1,4 +1,5 @@
-"""RecAdam and EWC against hand computations on tiny tensors, and each method selectable for a real run."""
+"""RecAdam, EWC and the answer anchor against hand computations on tiny tensors, and each method selectable for a
+real run."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import torch
 
 from tests.conftest import tiny_llama
 from tests.training.conftest import FACTS
-from training import PlainSampler, Sample, attach_adapter, load_recipe, train, windows
-from training.methods import RecAdam, anneal, ewc_penalty, fisher_diagonal
+from training import PlainSampler, Sample, attach_adapter, collate, load_recipe, train, windows
+from training.methods import RecAdam, anneal, answer_anchor, ewc_penalty, fisher_diagonal
+from training.probes import anchor_questions, anchor_samples, general_probes
 
 
 def test_anneal_is_the_sigmoid_schedule() -> None:
@@ -72,7 +74,7 @@ def test_fisher_is_the_mean_squared_gradient_of_the_loss() -> None:
 def test_each_method_trains_the_tiny_model(method) -> None:
     model, tokenizer = tiny_llama(seed=0)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    recipe = load_recipe(None, method=method, epochs=2, batch_size=3, max_seq_len=64, learning_rate=0.05)
+    recipe = load_recipe(None, method=method, epochs=2, batch_size=3, max_seq_len=64, learning_rate=0.05, pack=False)
     samples = [Sample(ids, "new") for text in FACTS for ids in windows(tokenizer, text, 64, 1)]
     peft_model = attach_adapter(model, recipe)
     result = train(
@@ -86,3 +88,55 @@ def test_each_method_trains_the_tiny_model(method) -> None:
     assert result.steps == 4 and all(math.isfinite(x) for x in result.losses)
     moved = [p for name, p in peft_model.named_parameters() if "lora_B" in name and p.abs().sum() > 0]
     assert moved  # LoRA B starts at zero: the adapter was trained
+
+
+def test_answer_anchor_is_the_kl_from_the_base_at_each_prompts_last_token() -> None:
+    model, tokenizer = tiny_llama(seed=0)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    peft_model = attach_adapter(model, load_recipe(None)).eval()  # no LoRA dropout: the hand computation repeats it
+    prompts = anchor_samples(tokenizer, ["What is the capital of Peru?", "How many legs has a spider?"])
+    batch = collate(prompts, tokenizer.pad_token_id, "cpu")
+    assert answer_anchor(peft_model, batch).item() == pytest.approx(0.0, abs=1e-6)  # LoRA B starts at zero
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    got = answer_anchor(peft_model, batch)
+    expected = 0.0
+    for sample in prompts:  # one prompt at a time, no padding: KL(base || adapted) at its last token
+        ids = torch.tensor([sample.ids])
+        with torch.no_grad(), peft_model.disable_adapter():
+            p = torch.softmax(peft_model(input_ids=ids).logits[0, -1], -1)
+        with torch.no_grad():
+            q = torch.softmax(peft_model(input_ids=ids).logits[0, -1], -1)
+        expected += float((p * (p.log() - q.log())).sum()) / len(prompts)
+    assert got.item() > 1e-4 and got.item() == pytest.approx(expected, rel=1e-4)
+    got.backward()
+    graded = {name for name, p in peft_model.named_parameters() if p.grad is not None}
+    assert graded and all("lora_" in name for name in graded)  # only the adapter is pulled back
+
+
+def test_the_anchor_holds_the_answers_that_plain_training_moves() -> None:
+    def drift(weight: float) -> float:
+        model, tokenizer = tiny_llama(seed=0)
+        tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+        recipe = load_recipe(None, method="none", epochs=3, batch_size=3, max_seq_len=64, learning_rate=0.05,
+                             anchor_weight=weight, anchor_batch=4)  # fmt: skip
+        samples = [Sample(ids, "new") for text in FACTS for ids in windows(tokenizer, text, 64, 1)]
+        anchored = anchor_samples(tokenizer, anchor_questions()[:8])
+        peft_model = attach_adapter(model, recipe)
+        train(peft_model, PlainSampler(samples, seed=1), recipe, pad_id=tokenizer.pad_token_id, device="cpu",
+              anchor_prompts=anchored)  # fmt: skip
+        with torch.no_grad():  # train() leaves the model in eval mode
+            return answer_anchor(peft_model, collate(anchored, tokenizer.pad_token_id, "cpu")).item()
+
+    plain, held = drift(0.0), drift(5.0)
+    assert plain > 1e-3 and held < plain / 2
+
+
+def test_anchor_questions_are_general_questions_that_are_not_probes() -> None:
+    questions = anchor_questions()
+    probes = {p["question"] for p in general_probes()}
+    assert len(questions) >= 50 and not probes & set(questions)
+    assert len(set(questions)) == len(questions) and all(q.endswith("?") for q in questions)
