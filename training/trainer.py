@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class TrainResult:
     losses: list[float] = field(default_factory=list)  # per optimizer step
-    epochs: list[dict] = field(default_factory=list)  # new and review samples per epoch
+    epochs: list[dict] = field(default_factory=list)  # new and review samples (and their tokens) per epoch
     tokens: int = 0  # tokens trained on (not padding)
     steps: int = 0
     seconds: float = 0.0
@@ -130,7 +130,18 @@ def train(
     # bf16 autocast on a GPU; plain fp32 on the CPU (bf16 matmuls there are slower, not faster).
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
 
-    result = TrainResult(epochs=[{"epoch": p.epoch, "new": p.new, "review": p.review} for p in plans])
+    result = TrainResult(
+        epochs=[
+            {
+                "epoch": p.epoch,
+                "new": p.new,
+                "review": p.review,
+                "new_tokens": p.new_size,
+                "review_tokens": p.review_size,
+            }
+            for p in plans
+        ]
+    )
     model.train()
     started = time.perf_counter()
     step = 0

@@ -43,7 +43,10 @@ def test_two_steps_of_the_tiny_model_give_the_pinned_losses() -> None:
     model, result = two_step_run()
     assert result.steps == 2 and len(result.losses) == 2
     assert result.losses == pytest.approx(GOLDEN_LOSSES, abs=1e-4)
-    assert result.epochs == [{"epoch": 0, "new": 6, "review": 0}]
+    assert [{k: e[k] for k in ("epoch", "new", "review", "review_tokens")} for e in result.epochs] == [
+        {"epoch": 0, "new": 6, "review": 0, "review_tokens": 0}
+    ]
+    assert result.epochs[0]["new_tokens"] == result.tokens  # one epoch, no review: every token is a new one
     assert result.tokens > 6 * 10 and result.tokens_per_second > 0
     assert not model.training  # left in eval mode for scoring
 
