@@ -26,8 +26,6 @@ class EpochPlan:
     items: list  # new and review samples, shuffled together
     new: int
     review: int
-    new_size: int = 0  # what the sampler's ``size`` counts (tokens, in training) over the new samples
-    review_size: int = 0  # and over the review draw
 
 
 class MixReviewSampler:
@@ -72,14 +70,7 @@ class MixReviewSampler:
         review = self.review_draw(epoch)
         items = self.new + review
         random.Random(f"{self.seed}:shuffle:{epoch}").shuffle(items)
-        return EpochPlan(
-            epoch=epoch,
-            items=items,
-            new=len(self.new),
-            review=len(review),
-            new_size=sum(self.size(s) for s in self.new),
-            review_size=sum(self.size(s) for s in review),
-        )
+        return EpochPlan(epoch=epoch, items=items, new=len(self.new), review=len(review))
 
     def plan(self, epochs: int) -> list[EpochPlan]:
         return [self.epoch(e) for e in range(epochs)]

@@ -130,14 +130,15 @@ def train(
     # bf16 autocast on a GPU; plain fp32 on the CPU (bf16 matmuls there are slower, not faster).
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
 
+    new_tokens = sum(len(s.ids) for s in sampler.new)
     result = TrainResult(
         epochs=[
             {
                 "epoch": p.epoch,
                 "new": p.new,
                 "review": p.review,
-                "new_tokens": p.new_size,
-                "review_tokens": p.review_size,
+                "new_tokens": new_tokens,
+                "review_tokens": sum(len(s.ids) for s in p.items) - new_tokens,
             }
             for p in plans
         ]
