@@ -14,6 +14,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from training.corpus import Sample
+
 GENERAL_PROBES = Path(__file__).parent / "data" / "general_probes.jsonl"
 GENERAL_CANDIDATES = Path(__file__).parent / "data" / "general_probes_candidates.txt"  # question|right|wrong...
 PROBES_FILE = "probes.jsonl"
@@ -46,10 +48,8 @@ def anchor_questions() -> list[str]:
     return out
 
 
-def anchor_samples(tokenizer, questions: Sequence[str]) -> list:
+def anchor_samples(tokenizer, questions: Sequence[str]) -> list[Sample]:
     """The anchor's prompts as token samples (``Question: ...\nAnswer:``, no end-of-text token)."""
-    from training.corpus import Sample
-
     return [Sample(tuple(tokenizer(prompt(q), add_special_tokens=False)["input_ids"]), "anchor") for q in questions]
 
 

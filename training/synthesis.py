@@ -31,9 +31,8 @@ logger = logging.getLogger(__name__)
 
 AUGMENT_VERSION = "augment-v2"
 TEACHER_VERSION = "teacher-v1"
-_HEADLINE_TAG = re.compile(
-    r"^(?:UPDATE \d+\s*-\s*|[A-Z]{2,}(?: [A-Z]{2,})* \|\s*)"
-)  # wire tags: "UPDATE 1-", "JOBS | "
+# Wire tags at the start of a headline: "UPDATE 1-", "JOBS | ".
+_HEADLINE_TAG = re.compile(r"^(?:UPDATE \d+\s*-\s*|[A-Z]{2,}(?: [A-Z]{2,})* \|\s*)")
 HELDOUT_SHARE = 3  # one question in three (per document) is held out as a probe, never trained on
 
 

@@ -130,7 +130,7 @@ def train(
     # bf16 autocast on a GPU; plain fp32 on the CPU (bf16 matmuls there are slower, not faster).
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
 
-    new_tokens = sum(len(s.ids) for s in sampler.new)
+    new_tokens = sum(map(_tokens, sampler.new))
     result = TrainResult(
         epochs=[
             {
@@ -138,7 +138,7 @@ def train(
                 "new": p.new,
                 "review": p.review,
                 "new_tokens": new_tokens,
-                "review_tokens": sum(len(s.ids) for s in p.items) - new_tokens,
+                "review_tokens": sum(map(_tokens, p.items)) - new_tokens,
             }
             for p in plans
         ]
