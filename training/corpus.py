@@ -55,6 +55,7 @@ class Sample:
     kind: str  # new / earlier / general
     doc_id: str | None = None
     published: datetime | None = None
+    context: int = 0  # leading tokens that are only context: not targets (their labels are -100)
 
 
 @dataclass

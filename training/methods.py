@@ -10,11 +10,12 @@ EWC (Kirkpatrick et al., PNAS 2017): the penalty ``lambda / 2 * sum_i F_i (theta
 diagonal Fisher ``F_i`` estimated as the mean squared gradient of the log-likelihood over the previous
 champion's data, taken over the trainable (LoRA) parameters only.
 
-The answer anchor (a Learning-without-Forgetting-style distillation, Li and Hoiem 2017, on the answer position):
-``weight * KL(base || adapted)`` of the next-token distribution after "Question: ...\nAnswer:" for general
-questions that are not probes. Training on question-answer pairs about the news moves what the model answers to
-every question (its answer prior); this term holds the answers to questions about other things where the base
-model had them.
+The answer anchor (a Learning-without-Forgetting-style distillation, Li and Hoiem 2017, on the answers):
+``weight * KL(base || adapted)`` of the next-token distribution at each token of "Question: ...\nAnswer: <choice>",
+from the answer's first token to its last, for each choice of general questions that are not probes (what a
+multiple-choice question scores: the likelihood of each choice after the question). Training on question-answer
+pairs about the news moves what the model answers to every question (its answer prior); this term holds the
+answers to questions about other things where the base model had them.
 """
 
 from __future__ import annotations
@@ -91,12 +92,12 @@ def ewc_penalty(
 
 
 def answer_anchor(model, batch: dict) -> torch.Tensor:
-    """``KL(base || adapted)`` of the next-token distribution at each prompt's last token, mean over the batch;
-    the base is the same peft model with its adapter switched off (no gradient)."""
+    """``KL(base || adapted)`` of the next-token distribution at each position that predicts a target token
+    (``labels`` not -100: an answer after its question), mean over those positions; the base is the same peft
+    model with its adapter switched off (no gradient)."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    last = mask.sum(dim=1) - 1
-    rows = torch.arange(ids.shape[0], device=ids.device)
+    targets = batch["labels"][:, 1:] != -100  # position t predicts token t + 1
     with torch.no_grad(), model.disable_adapter():
-        base = model(input_ids=ids, attention_mask=mask).logits[rows, last].float().log_softmax(-1)
-    adapted = model(input_ids=ids, attention_mask=mask).logits[rows, last].float().log_softmax(-1)
+        base = model(input_ids=ids, attention_mask=mask).logits[:, :-1][targets].float().log_softmax(-1)
+    adapted = model(input_ids=ids, attention_mask=mask).logits[:, :-1][targets].float().log_softmax(-1)
     return torch.nn.functional.kl_div(adapted, base, log_target=True, reduction="batchmean")

@@ -36,21 +36,33 @@ def general_probes() -> list[dict]:
     return read_probes(GENERAL_PROBES)
 
 
-def anchor_questions() -> list[str]:
-    """General questions that are not probes (the candidates the probe selection left out): the answer anchor
-    (``training.methods.answer_anchor``) holds the model's answers to these, so the probes stay held out."""
+def anchor_questions() -> list[dict]:
+    """General questions that are not probes (the candidates the probe selection left out), with their choices:
+    the answer anchor (``training.methods.answer_anchor``) holds the model's answers to these, so the probes stay
+    held out."""
     probes = {p["question"] for p in general_probes()}
-    out = []
+    out: dict[str, dict] = {}
     for line in GENERAL_CANDIDATES.read_text(encoding="utf-8").splitlines():
-        question = line.split("|", 1)[0].strip()
-        if question and question not in probes and question not in out:
-            out.append(question)
-    return out
+        question, *choices = (part.strip() for part in line.split("|"))
+        if question and choices and question not in probes and question not in out:
+            out[question] = {"question": question, "choices": choices}
+    return list(out.values())
 
 
-def anchor_samples(tokenizer, questions: Sequence[str]) -> list[Sample]:
-    """The anchor's prompts as token samples (``Question: ...\nAnswer:``, no end-of-text token)."""
-    return [Sample(tuple(tokenizer(prompt(q), add_special_tokens=False)["input_ids"]), "anchor") for q in questions]
+def anchor_samples(tokenizer, questions: Sequence[dict]) -> list[Sample]:
+    """The anchor's token samples: ``Question: ...\nAnswer: <choice>`` for each choice, the question as context
+    (no end-of-text token)."""
+    samples = []
+    for q in questions:
+        for context, tail in choice_tokens(tokenizer, q):
+            samples.append(Sample(tuple(context + tail), "anchor", context=len(context)))
+    return samples
+
+
+def choice_tokens(tokenizer, probe: dict) -> list[tuple[list[int], list[int]]]:
+    """Per choice, the token ids of the question prompt and of the choice that follows it."""
+    context = tokenizer(prompt(probe["question"]), add_special_tokens=False)["input_ids"]
+    return [(context, tokenizer(f" {choice}", add_special_tokens=False)["input_ids"]) for choice in probe["choices"]]
 
 
 def prompt(question: str) -> str:
@@ -63,9 +75,7 @@ def answers(model, tokenizer, probes: Sequence[dict], *, device: str, batch_size
 
     rows = []  # (probe index, choice index, ids, first choice position)
     for i, p in enumerate(probes):
-        context = tokenizer(prompt(p["question"]), add_special_tokens=False)["input_ids"]
-        for j, choice in enumerate(p["choices"]):
-            tail = tokenizer(f" {choice}", add_special_tokens=False)["input_ids"]
+        for j, (context, tail) in enumerate(choice_tokens(tokenizer, p)):
             rows.append((i, j, context + tail, len(context)))
     scores: dict[tuple[int, int], float] = {}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -57,7 +57,7 @@ def attach_adapter(model, recipe: Recipe, start_from: Path | None = None):
 
 
 def collate(samples: Sequence[Sample], pad_id: int, device: str) -> dict:
-    """Right-padded ids, the attention mask, and labels that ignore the padding."""
+    """Right-padded ids, the attention mask, and labels that ignore the padding and each sample's context."""
     import torch
 
     longest = max(len(s.ids) for s in samples)
@@ -67,6 +67,8 @@ def collate(samples: Sequence[Sample], pad_id: int, device: str) -> dict:
         ids[row, : len(sample.ids)] = torch.tensor(sample.ids)
         mask[row, : len(sample.ids)] = 1
     labels = ids.masked_fill(mask == 0, -100)
+    for row, sample in enumerate(samples):
+        labels[row, : sample.context] = -100
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 

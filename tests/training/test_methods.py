@@ -90,12 +90,17 @@ def test_each_method_trains_the_tiny_model(method) -> None:
     assert moved  # LoRA B starts at zero: the adapter was trained
 
 
-def test_answer_anchor_is_the_kl_from_the_base_at_each_prompts_last_token() -> None:
+def test_answer_anchor_is_the_kl_from_the_base_over_each_answers_tokens() -> None:
     model, tokenizer = tiny_llama(seed=0)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     peft_model = attach_adapter(model, load_recipe(None)).eval()  # no LoRA dropout: the hand computation repeats it
-    prompts = anchor_samples(tokenizer, ["What is the capital of Peru?", "How many legs has a spider?"])
-    batch = collate(prompts, tokenizer.pad_token_id, "cpu")
+    questions = [
+        {"question": "What is the capital of Peru?", "choices": ["Lima", "Quito"]},
+        {"question": "How many legs has a spider?", "choices": ["Eight", "Six legs in all"]},
+    ]
+    samples = anchor_samples(tokenizer, questions)
+    assert len(samples) == 4 and all(0 < s.context < len(s.ids) for s in samples)
+    batch = collate(samples, tokenizer.pad_token_id, "cpu")
     assert answer_anchor(peft_model, batch).item() == pytest.approx(0.0, abs=1e-6)  # LoRA B starts at zero
     torch.manual_seed(1)
     with torch.no_grad():
@@ -103,15 +108,17 @@ def test_answer_anchor_is_the_kl_from_the_base_at_each_prompts_last_token() -> N
             if "lora_B" in name:
                 p.normal_(0, 0.05)
     got = answer_anchor(peft_model, batch)
-    expected = 0.0
-    for sample in prompts:  # one prompt at a time, no padding: KL(base || adapted) at its last token
+    total, positions = 0.0, 0
+    for sample in samples:  # one sample at a time, no padding: KL(base || adapted) where each answer token is predicted
         ids = torch.tensor([sample.ids])
         with torch.no_grad(), peft_model.disable_adapter():
-            p = torch.softmax(peft_model(input_ids=ids).logits[0, -1], -1)
+            p = torch.softmax(peft_model(input_ids=ids).logits[0], -1)
         with torch.no_grad():
-            q = torch.softmax(peft_model(input_ids=ids).logits[0, -1], -1)
-        expected += float((p * (p.log() - q.log())).sum()) / len(prompts)
-    assert got.item() > 1e-4 and got.item() == pytest.approx(expected, rel=1e-4)
+            q = torch.softmax(peft_model(input_ids=ids).logits[0], -1)
+        for t in range(sample.context - 1, len(sample.ids) - 1):
+            total += float((p[t] * (p[t].log() - q[t].log())).sum())
+            positions += 1
+    assert got.item() > 1e-4 and got.item() == pytest.approx(total / positions, rel=1e-4)
     got.backward()
     graded = {name for name, p in peft_model.named_parameters() if p.grad is not None}
     assert graded and all("lora_" in name for name in graded)  # only the adapter is pulled back
@@ -121,10 +128,10 @@ def test_the_anchor_holds_the_answers_that_plain_training_moves() -> None:
     def drift(weight: float) -> float:
         model, tokenizer = tiny_llama(seed=0)
         tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-        recipe = load_recipe(None, method="none", epochs=3, batch_size=3, max_seq_len=64, learning_rate=0.05,
+        recipe = load_recipe(None, method="none", epochs=8, batch_size=3, max_seq_len=64, learning_rate=0.02,
                              anchor_weight=weight, anchor_batch=4)  # fmt: skip
         samples = [Sample(ids, "new") for text in FACTS for ids in windows(tokenizer, text, 64, 1)]
-        anchored = anchor_samples(tokenizer, anchor_questions()[:8])
+        anchored = anchor_samples(tokenizer, anchor_questions()[:2])  # 8 answers, two anchor batches
         peft_model = attach_adapter(model, recipe)
         train(peft_model, PlainSampler(samples, seed=1), recipe, pad_id=tokenizer.pad_token_id, device="cpu",
               anchor_prompts=anchored)  # fmt: skip
@@ -136,7 +143,8 @@ def test_the_anchor_holds_the_answers_that_plain_training_moves() -> None:
 
 
 def test_anchor_questions_are_general_questions_that_are_not_probes() -> None:
-    questions = anchor_questions()
+    questions = [q["question"] for q in anchor_questions()]
     probes = {p["question"] for p in general_probes()}
     assert len(questions) >= 50 and not probes & set(questions)
     assert len(set(questions)) == len(questions) and all(q.endswith("?") for q in questions)
+    assert all(len(q["choices"]) == 4 for q in anchor_questions())  # the right answer and three wrong ones

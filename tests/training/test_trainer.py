@@ -62,6 +62,8 @@ def test_collate_pads_on_the_right_and_labels_ignore_the_padding() -> None:
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
+    context = collate([Sample((5, 6, 7), "anchor", context=2), Sample((8, 9), "new")], pad_id=0, device="cpu")
+    assert context["labels"].tolist() == [[-100, -100, 7], [8, 9, -100]]  # a sample's context is not a target
 
 
 def test_packing_fills_windows_first_fit_and_keeps_long_samples_whole() -> None:
