@@ -104,3 +104,18 @@ def test_database_rows_are_not_fingerprinted_into_stories(catalog) -> None:
     assert story_of(catalog, article) == article.id
     assert [story_of(catalog, r) for r in rows] == [None, None]  # identical text, yet no story: rows are not news
     assert catalog.assign_stories() == 0  # and nothing is left to assign later
+
+
+def test_a_story_of_many_copies_shingles_each_member_about_once(catalog, monkeypatch) -> None:
+    import indexing.catalog.stories as stories
+
+    stories._confirming.cache_clear()
+    made = []
+    real = stories.fingerprint
+    monkeypatch.setattr(stories, "fingerprint", lambda text, **kw: made.append(kw) or real(text, **kw))
+    copies = [doc("hn-0106", f"outlet{i}", T0 + timedelta(minutes=10 * i)) for i in range(12)]
+    for copy in copies:  # one at a time, as refreshes bring them
+        catalog.upsert_documents([copy])
+    assert len({story_of(catalog, c) for c in copies}) == 1
+    confirming = sum(1 for kw in made if kw.get("bands") is False)
+    assert confirming <= 2 * len(copies)  # not the 66 pairs a story of 12 copies has
