@@ -105,7 +105,7 @@ def pack(samples: Sequence[Sample], max_len: int) -> list[Sample]:
     open_bins: list[list[int]] = []
     kinds: dict[int, str] = {}
     for sample in samples:
-        if len(sample.ids) >= max_len:
+        if len(sample.ids) >= max_len or sample.context:  # a window keeps no context: such a sample stays whole
             slots.append(sample)
             continue
         for bin_ in open_bins:

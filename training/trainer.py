@@ -63,12 +63,11 @@ def collate(samples: Sequence[Sample], pad_id: int, device: str) -> dict:
     longest = max(len(s.ids) for s in samples)
     ids = torch.full((len(samples), longest), pad_id, dtype=torch.long)
     mask = torch.zeros((len(samples), longest), dtype=torch.long)
+    labels = torch.full((len(samples), longest), -100, dtype=torch.long)
     for row, sample in enumerate(samples):
         ids[row, : len(sample.ids)] = torch.tensor(sample.ids)
         mask[row, : len(sample.ids)] = 1
-    labels = ids.masked_fill(mask == 0, -100)
-    for row, sample in enumerate(samples):
-        labels[row, : sample.context] = -100
+        labels[row, sample.context : len(sample.ids)] = ids[row, sample.context : len(sample.ids)]
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
@@ -101,7 +100,7 @@ def train(
 ) -> TrainResult:
     """Train ``model`` (a peft model) over the sampler's epochs. ``on_step(step, total, loss)`` reports progress;
     ``fisher_data`` (the previous champion's data) is what EWC estimates its Fisher on; ``anchor_prompts`` (general
-    question prompts) is what the answer anchor holds, when the recipe's ``anchor_weight`` is above 0."""
+    questions with each answer) is what the answer anchor holds, when the recipe's ``anchor_weight`` is above 0."""
     import torch
     from transformers import get_cosine_schedule_with_warmup
 

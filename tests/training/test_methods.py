@@ -143,8 +143,9 @@ def test_the_anchor_holds_the_answers_that_plain_training_moves() -> None:
 
 
 def test_anchor_questions_are_general_questions_that_are_not_probes() -> None:
-    questions = [q["question"] for q in anchor_questions()]
+    anchored = anchor_questions()
+    questions = [q["question"] for q in anchored]
     probes = {p["question"] for p in general_probes()}
     assert len(questions) >= 50 and not probes & set(questions)
     assert len(set(questions)) == len(questions) and all(q.endswith("?") for q in questions)
-    assert all(len(q["choices"]) == 4 for q in anchor_questions())  # the right answer and three wrong ones
+    assert all(len(q["choices"]) == 4 for q in anchored)  # the right answer and three wrong ones
