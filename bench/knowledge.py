@@ -220,6 +220,7 @@ def run_config(name: str, args, base_loader, weeks, general, general_review, gen
         "synthesis_seconds": round(synth_seconds, 1),
         "training_seconds": round(train_seconds, 1),
         "tokens_trained": tokens,
+        "training_tokens_per_second": round(tokens / train_seconds, 1) if train_seconds else None,
         "steps": steps,
         "seconds_per_article": round((synth_seconds + train_seconds) / articles_trained, 1),
         "synthesis": synth_counts or None,

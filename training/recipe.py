@@ -43,7 +43,7 @@ class Recipe(BaseModel):
     recadam_t0: Annotated[int, Field(ge=0)] = 20  # optimizer step at which the pull has halved
     ewc_lambda: Annotated[float, Field(ge=0)] = 100.0  # EWC (Kirkpatrick et al. 2017): Fisher penalty strength
     ewc_samples: Annotated[int, Field(ge=1)] = 16  # earlier samples used to estimate the diagonal Fisher
-    anchor_weight: Annotated[float, Field(ge=0)] = 0.0  # answer anchor: KL to the base's answers on general questions
+    anchor_weight: Annotated[float, Field(ge=0)] = 1.0  # answer anchor: KL to the base's answers (0: off)
     anchor_batch: Annotated[int, Field(ge=1)] = 8  # general questions anchored per training step
     synthesis: Synthesis = "augment"  # none (raw text), augment (no model), teacher (plus model-written text)
     paraphrases_per_doc: Annotated[int, Field(ge=0, le=64)] = 2  # restatements per new document
