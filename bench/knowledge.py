@@ -271,7 +271,7 @@ def main() -> None:
     parser.add_argument("--recadam-t0", type=int, default=10)
     parser.add_argument("--anchor-weight", type=float, default=None, help="answer anchor (KL to the base's answers "
                         "on general questions that are not probes); 0 = off; default: the recipe's")  # fmt: skip
-    parser.add_argument("--general-probes", type=int, default=119, help="general probes evaluated (of the shipped)")
+    parser.add_argument("--general-probes", type=int, default=None, help="general probes evaluated (default: all)")
     parser.add_argument("--general-eval-windows", type=int, default=16)
     parser.add_argument("--general-review-windows", type=int, default=64)
     parser.add_argument("--synthetic-samples", type=int, default=8, help="base-model texts in the review pool")
@@ -298,6 +298,8 @@ def main() -> None:
         synthetic_text,
         to_samples,
     )
+
+    args.anchor_weight = load_recipe(None, anchor_weight=args.anchor_weight).anchor_weight  # None: the recipe's
 
     started = time.perf_counter()
     weeks = select_weeks(load_jsonl(DATA / "articles.jsonl"), load_jsonl(DATA / "questions.jsonl"), args.weeks,
@@ -358,7 +360,7 @@ def main() -> None:
                 "mix_ratio": args.mix_ratio,
                 "paraphrases": args.paraphrases,
                 "qa_headline": args.qa_headline,
-                "anchor_weight": load_recipe(None, anchor_weight=args.anchor_weight).anchor_weight,
+                "anchor_weight": args.anchor_weight,
                 "synth_probes_per_week": [len(w["synth_probes"]) for w in weeks],
                 "lora_r": args.lora_r,
                 "rag": f"prompt mode, the question's source article's best {args.rag_passages} paragraph(s)"
