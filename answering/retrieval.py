@@ -93,6 +93,8 @@ class StoryPassage(Passage):
     story_urls: tuple[str, ...] = ()
     story_sources: tuple[str, ...] = ()
     relevance: float = 0.0  # the fused search score before the recency prior
+    chunk: int | None = None  # the matched chunk's index in its article
+    chunks: tuple[int, int] | None = None  # the article's chunks the text spans, once widened (answering.windows)
 
 
 @dataclass(frozen=True)
@@ -139,17 +141,19 @@ def _published(hit: Hit) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def recency_scores(hits: Sequence[Hit], half_life_days: float | None, *, top_relevant: int = 5) -> list[float]:
-    """Each hit's score times ``0.5 ** (age / half_life)``, where age runs back from the newest of the
-    ``top_relevant`` best hits (a passage newer than that is not boosted past 1); undated hits get the
-    prior of the oldest dated one."""
+def recency_scores(
+    hits: Sequence[Hit], half_life_days: float | None, *, top_relevant: int = 5, anchor: datetime | None = None
+) -> list[float]:
+    """Each hit's score times ``0.5 ** (age / half_life)``, where age runs back from ``anchor`` (the moment
+    the question is asked as of) or else from the newest of the ``top_relevant`` best hits (a passage newer
+    than that is not boosted past 1); undated hits get the prior of the oldest dated one."""
     if not half_life_days:
         return [h.score for h in hits]
     dates = [_published(h) for h in hits]
     anchor_pool = [d for d in dates[:top_relevant] if d] or [d for d in dates if d]
     if not anchor_pool:
         return [h.score for h in hits]
-    anchor = max(anchor_pool)
+    anchor = anchor or max(anchor_pool)
     oldest = min(d for d in dates if d)
     scored = []
     for hit, date in zip(hits, dates, strict=True):
@@ -190,6 +194,7 @@ def _to_passage(hit: Hit, score: float, group: _Group | None) -> StoryPassage:
         story_urls=urls,
         story_sources=sources,
         relevance=hit.score,
+        chunk=p.get("chunk_index"),
     )
 
 
@@ -229,15 +234,19 @@ def retrieve(
     recent_days: float | None = None,
     sources: Sequence[str] | None = None,
     now: datetime | None = None,
+    as_of: datetime | None = None,
 ) -> list[StoryPassage]:
-    """The ``k`` passages an answer should read, best first, under ``policy``."""
-    since = (now or datetime.now(UTC)) - timedelta(days=recent_days) if recent_days else None
+    """The ``k`` passages an answer should read, best first, under ``policy``. With ``as_of`` the answer is
+    the one a reader on that date would get: documents published later are left out (and undated ones,
+    whose date is unknown), and the recency prior runs back from that moment."""
+    since = (as_of or now or datetime.now(UTC)) - timedelta(days=recent_days) if recent_days else None
+    window = {"sources": sources, "published_after": since, "published_before": as_of}
     if policy.candidates <= 0:  # the plain top-k
-        hits = search(store, dense, sparse, question, limit=k, sources=sources, published_after=since).hits
+        hits = search(store, dense, sparse, question, limit=k, **window).hits
         return [_to_passage(h, h.score, None) for h in hits]
     fetch = min(_MAX_FETCH, max(policy.candidates, k * max(policy.per_document, 1) * 4))
-    hits = search(store, dense, sparse, question, limit=fetch, sources=sources, published_after=since).hits
-    scores = recency_scores(hits, policy.half_life(question), top_relevant=policy.top_relevant)
+    hits = search(store, dense, sparse, question, limit=fetch, **window).hits
+    scores = recency_scores(hits, policy.half_life(question), top_relevant=policy.top_relevant, anchor=as_of)
     ranking = topic_gated(question, hits, scores, policy.topic_gate) if policy.topic_gate is not None else scores
     picked = diversify(hits, ranking, k=k, per_document=max(policy.per_document, 1), per_story=policy.per_story)
     return [_to_passage(hits[i], scores[i], group) for i, group in picked]

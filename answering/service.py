@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,7 @@ from answering.prompt import (
     DEFAULT_STYLE,
     NOT_FOUND,
     SHORT_INSTRUCTIONS,
+    SPAN,
     Passage,
     PromptStyle,
     closed_book_prompt,
@@ -24,7 +26,9 @@ from answering.prompt import (
     rag_prompt,
 )
 from answering.retrieval import RetrievalPolicy, StoryPassage, content_words, retrieve
+from answering.spans import copy_span, is_factoid
 from answering.updates import current_statements, newest_wins
+from answering.windows import widen
 from errors import InputError, KupError
 from indexing import DenseEncoder, SparseEncoder, VectorStore
 from training.base_model import load_base
@@ -54,6 +58,8 @@ class AnswerProfile:
     # Below this cosine for every passage the answer is NOT_FOUND, without generating. On the hard news set the
     # questions' best passage scored 0.38 at least (median 0.74); off-topic and foreign questions 0.10-0.32.
     min_relevance: float = 0.35
+    context_chunks: int = 0  # retrieve small, read big: this many neighbouring chunks each side join a passage
+    extractive: bool = False  # factoid questions are answered with a span copied from the passages
 
 
 PREVIOUS = AnswerProfile(
@@ -195,9 +201,16 @@ class Answerer:
         self.profile = profile
 
     def retrieve(
-        self, question: str, *, k: int, recent_days: float | None, sources: list[str] | None
+        self,
+        question: str,
+        *,
+        k: int,
+        recent_days: float | None,
+        sources: list[str] | None,
+        as_of: datetime | None = None,
     ) -> list[StoryPassage]:
-        """The ``k`` passages the profile's retrieval picks, best first (diverse, a story once, recency-weighted)."""
+        """The ``k`` passages the profile's retrieval picks, best first (diverse, a story once, recency-weighted),
+        as of ``as_of`` when given (nothing published later)."""
         return retrieve(
             self.store,
             self.dense,
@@ -207,6 +220,7 @@ class Answerer:
             policy=self.profile.retrieval,
             recent_days=recent_days,
             sources=sources,
+            as_of=as_of,
         )
 
     def prompt_budget(self) -> int:
@@ -220,6 +234,16 @@ class Answerer:
             budget = min(budget, self.profile.prompt_tokens)
         candidates = newest_wins(question, retrieved) if self.profile.supersede else retrieved
         best = candidates[: self.profile.passages]
+        if self.profile.context_chunks and best:
+            # Retrieve small, read big: each passage grows into its article's neighbouring chunks, within an
+            # equal share of the room the instructions and the question leave.
+            room = budget - count_tokens(tokenizer, rag_prompt(tokenizer, question, [], self.profile.style))
+            allowance = room // len(best) - 32  # the passage's own tags, title and date
+
+            def fits(text: str) -> bool:
+                return count_tokens(tokenizer, text) <= allowance
+
+            best = widen(self.store, best, each_side=self.profile.context_chunks, fits=fits)
         if self.profile.current_only:
             best = [current_statements(question, p) for p in best]
         return arrange(fit_passages(tokenizer, question, best, budget, self.profile.style), self.profile.order)
@@ -233,6 +257,7 @@ class Answerer:
         recent_days: float | None = None,
         sources: list[str] | None = None,
         on_text: Callable[[str], None] | None = None,
+        as_of: datetime | None = None,
     ) -> Answer:
         question = (question or "").strip()
         if not question:
@@ -260,7 +285,7 @@ class Answerer:
                 model, tokenizer, closed_book_prompt(tokenizer, question), max_new_tokens=self.max_new_tokens
             )
         else:
-            retrieved = self.retrieve(question, k=k, recent_days=recent_days, sources=sources)
+            retrieved = self.retrieve(question, k=k, recent_days=recent_days, sources=sources, as_of=as_of)
             timings["retrieve_ms"] = round((time.perf_counter() - started) * 1000, 1)
             if not retrieved:
                 raise KupError(
@@ -273,6 +298,8 @@ class Answerer:
                 # Nothing in the index is about the question: say so rather than let the model guess.
                 timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
                 return Answer(question, mode, NOT_FOUND, [], passages, loaded.adapter, timings)
+            if mode == "prompt" and self.profile.extractive and is_factoid(question):
+                return self._span_answer(question, passages, loaded, on_text, started, timings)
             if mode == "prompt":
                 pieces = stream_greedy(
                     model,
@@ -302,6 +329,21 @@ class Answerer:
             citations = cited(text, passages) or attributed(text, passages)
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return Answer(question, mode, text.strip() or NOT_FOUND, citations, passages, loaded.adapter, timings)
+
+    def _span_answer(self, question, passages, loaded: LoadedModel, on_text, started: float, timings) -> Answer:
+        """A factoid question's answer copied out of the passages (``answering.spans``), cited."""
+        prompt = rag_prompt(loaded.tokenizer, question, passages, replace(self.profile.style, instructions=SPAN))
+        span = copy_span(loaded.model, loaded.tokenizer, prompt, passages, question)
+        timings["first_token_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        if span is None:
+            text, citations = NOT_FOUND, []
+        else:
+            text, citations = f"{span.text} [{span.passage + 1}]", [citation(span.passage + 1, passages[span.passage])]
+            timings["generated_tokens"] = span.tokens
+        if on_text:
+            on_text(text)
+        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return Answer(question, "prompt", text, citations, passages, loaded.adapter, timings)
 
     def relevance(self, question: str, passages: list[Passage]) -> list[float]:
         """Cosine similarity of question and each passage (fused rank scores are nearly flat, so a softmax

@@ -27,14 +27,15 @@ def disk_size(path: Path) -> str:
 
 def preparing_notice(s: Settings) -> str | None:
     """The one line to print before the base model is loaded, when loading it de-quantizes it first."""
-    from training.base_model import GGUF_NAME, PREPARED_MB, pending_preparation
+    from training.base_model import DEFAULT_BASE, PACKAGED, pending_preparation
 
     cache = pending_preparation(s.base_model, s.data_path)
     if cache is None:
         return None
+    model = PACKAGED[s.base_model or DEFAULT_BASE]
     return (
-        f"preparing the language model once: de-quantizing {GGUF_NAME} into {cache} "
-        f"(~{PREPARED_MB} MB, about a minute; `kup models prepare` does it ahead of time)"
+        f"preparing the language model once: de-quantizing {model.gguf_name} into {cache} "
+        f"(~{model.prepared_mb:,} MB, about a minute; `kup models prepare` does it ahead of time)"
     )
 
 

@@ -54,14 +54,16 @@ def _filter(
     sources: Sequence[str] | None = None,
     published_after: datetime | None = None,
     doc_ids: Sequence[str] | None = None,
+    published_before: datetime | None = None,
 ) -> qe.Filter | None:
     must = []
     if sources:
         must.append(qe.FieldCondition(key="source", match=qe.MatchAny(any=list(sources))))
     if doc_ids:
         must.append(qe.FieldCondition(key="doc_id", match=qe.MatchAny(any=list(doc_ids))))
-    if published_after is not None:
-        must.append(qe.FieldCondition(key="published", range=qe.RangeDateTime(gte=rfc3339(published_after))))
+    if published_after is not None or published_before is not None:
+        window = qe.RangeDateTime(gte=rfc3339(published_after), lte=rfc3339(published_before))
+        must.append(qe.FieldCondition(key="published", range=window))
     return qe.Filter(must=must) if must else None
 
 
@@ -261,9 +263,10 @@ class EdgeStore(VectorStore):
         sources: Sequence[str] | None = None,
         published_after: datetime | None = None,
         prefetch: int | None = None,
+        published_before: datetime | None = None,
     ) -> list[Hit]:
         depth = prefetch or max(4 * limit, 20)
-        flt = _filter(sources, published_after)
+        flt = _filter(sources, published_after, published_before=published_before)
         request = qe.QueryRequest(
             limit=limit,
             prefetches=[

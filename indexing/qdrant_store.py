@@ -62,14 +62,16 @@ def _filter(
     sources: Sequence[str] | None = None,
     published_after: datetime | None = None,
     doc_ids: Sequence[str] | None = None,
+    published_before: datetime | None = None,
 ) -> models.Filter | None:
     must: list[models.Condition] = []
     if sources:
         must.append(models.FieldCondition(key="source", match=models.MatchAny(any=list(sources))))
     if doc_ids:
         must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids))))
-    if published_after is not None:
-        must.append(models.FieldCondition(key="published", range=models.DatetimeRange(gte=rfc3339(published_after))))
+    if published_after is not None or published_before is not None:
+        window = models.DatetimeRange(gte=rfc3339(published_after), lte=rfc3339(published_before))
+        must.append(models.FieldCondition(key="published", range=window))
     return models.Filter(must=must) if must else None
 
 
@@ -310,10 +312,11 @@ class QdrantStore(VectorStore):
         sources: Sequence[str] | None = None,
         published_after: datetime | None = None,
         prefetch: int | None = None,
+        published_before: datetime | None = None,
     ) -> list[Hit]:
         self._ensure()
         depth = prefetch or max(4 * limit, 20)
-        flt = _filter(sources, published_after)
+        flt = _filter(sources, published_after, published_before=published_before)
         response = self.client.query_points(
             self.collection,
             prefetch=[

@@ -37,6 +37,7 @@ def search(
     sources: Sequence[str] | None = None,
     published_after: datetime | None = None,
     per_story: bool = False,
+    published_before: datetime | None = None,
 ) -> SearchResult:
     query = (query or "").strip()
     if not query:
@@ -50,7 +51,14 @@ def search(
     sparse_vec = sparse.encode_query(query)
     t1 = time.perf_counter()
     fetch = limit * _STORY_FETCH if per_story else limit
-    hits = store.search(dense_vec, sparse_vec, limit=fetch, sources=sources, published_after=published_after)
+    hits = store.search(
+        dense_vec,
+        sparse_vec,
+        limit=fetch,
+        sources=sources,
+        published_after=published_after,
+        published_before=published_before,
+    )
     if per_story:
         hits = collapse_stories(hits)[:limit]
     t2 = time.perf_counter()

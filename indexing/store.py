@@ -122,8 +122,10 @@ class VectorStore(ABC):
         sources: Sequence[str] | None = None,
         published_after: datetime | None = None,
         prefetch: int | None = None,
+        published_before: datetime | None = None,
     ) -> list[Hit]:
-        """Hybrid query: dense and sparse candidates fused with reciprocal rank fusion."""
+        """Hybrid query: dense and sparse candidates fused with reciprocal rank fusion; ``published_after`` and
+        ``published_before`` bound the publication time (inclusive; undated points fall outside any bound)."""
 
     @abstractmethod
     def count(self, *, source: str | None = None) -> int:

@@ -203,3 +203,18 @@ def test_an_update_on_the_same_subject_takes_the_place_of_what_it_replaced() -> 
     plain = Passage(CUTS_FIRST.replace("said on Sunday", "said"), "Cuts", published="2026-10-12T09:00:00Z")
     assert superseded(question, [first, plain]) == [False, False]
     assert superseded("How often does the Wynhallow ferry run?", [other, update]) == [False, False]
+
+
+def test_answering_as_of_a_date_sees_nothing_published_later(news, dense, sparse) -> None:
+    _, store = news
+    question = "How many jobs will Valmira Stores cut in Rookmere?"
+    policy = RetrievalPolicy(half_life_days=7.0)
+    before_update = T0 + timedelta(days=2)
+    with store.session():
+        now = retrieve(store, dense, sparse, question, k=5, policy=policy)
+        then = retrieve(store, dense, sparse, question, k=5, policy=policy, as_of=before_update)
+    assert any("215" in p.text for p in now)
+    assert then and all(p.published <= "2026-10-03" for p in then) and not any("215" in p.text for p in then)
+    # The prior's clock is the as-of moment: two days after T0, a passage from T0 weighs 0.5 ** (2 / 7).
+    cut = next(p for p in then if "160" in p.text)
+    assert cut.score == pytest.approx(cut.relevance * 0.5 ** (2 / 7), rel=0.02)
