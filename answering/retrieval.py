@@ -95,6 +95,7 @@ class StoryPassage(Passage):
     relevance: float = 0.0  # the fused search score before the recency prior
     chunk: int | None = None  # the matched chunk's index in its article
     chunks: tuple[int, int] | None = None  # the article's chunks the text spans, once widened (answering.windows)
+    matched: str | None = None  # the matched chunk's own text, once widened: what relevance is judged on
 
 
 @dataclass(frozen=True)

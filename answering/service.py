@@ -348,7 +348,8 @@ class Answerer:
     def relevance(self, question: str, passages: list[Passage]) -> list[float]:
         """Cosine similarity of question and each passage (fused rank scores are nearly flat, so a softmax
         over them would weigh every passage alike)."""
-        vectors = self.dense.encode([question] + [p.text for p in passages])
+        # A widened passage is judged by the chunk the search matched (the encoder reads 256 tokens at most).
+        vectors = self.dense.encode([question] + [getattr(p, "matched", None) or p.text for p in passages])
         return [float(vectors[0] @ v) for v in vectors[1:]]
 
     def rag_token_scores(self, question: str, passages: list[Passage]) -> list[float]:

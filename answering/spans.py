@@ -3,7 +3,7 @@
 A small model asked to answer in its own words on real news often writes something that is not an
 answer ("The passage contains multiple sentences ...") or names the wrong one of several candidates in
 a fluent sentence. For questions that ask for a thing (who, which, what, when, where, how many), decoding
-is constrained to copy: after a fixed lead ("The answer is"), every token must continue a stretch of
+is constrained to copy: after a fixed lead ("Answer:"), every token must continue a stretch of
 some passage's own tokens, and the answer may end only where a word ends. The model still chooses which
 stretch, and where it ends, by its own next-token scores; it can no longer say what no passage says.
 """
@@ -19,23 +19,27 @@ from answering.prompt import Passage
 from answering.retrieval import _STOPWORDS, content_words
 
 # Questions answered by naming something: a span copies the answer out of a passage.
+# Questions answered by naming something (asked anywhere in the sentence, as news quizzes do: "... in support
+# of which minority group?"): a span copies the answer out of a passage.
 FACTOID = re.compile(
-    r"^\s*(?:(?:in|on|at|by|for|from|to|of|with|during|after|before|since|according to)\s+)?"
-    r"(?:which|what|who|whom|whose|when|where|how (?:many|much|long|old|far|big|large|high|often))\b",
+    r"\b(?:which|what|who|whom|whose|when|where|how (?:many|much|long|old|far|big|large|high|often))\b",
     re.IGNORECASE,
 )
 # ... unless the question asks for an explanation or a story.
 NARRATIVE = re.compile(
-    r"\b(why|explain|describe|summari[sz]e|happened|what (?:is|are|was|were) the (?:reason|impact|effect)s?)\b",
+    r"\b(why|explain|describe|summari[sz]e|tell me|happened|what (?:is|are|was|were) the (?:reason|impact|effect)s?)\b",
     re.IGNORECASE,
 )
-LEAD = "The answer is"
+LEAD = "Answer:"
 MAX_SPAN_TOKENS = 24  # an answer is a name, a number or a short phrase
 BEAMS = 6  # first words tried; each is continued greedily
 # Words no answer starts with (besides the retrieval's stop words): pronouns, auxiliaries, connectives.
 _NO_START = _STOPWORDS | frozenset(
-    "i you he she we they me him us them my your his her our their there here not no but also been being had "
-    "said says say than then so if into over under more most some such all any each other its it's".split()
+    re.split(
+        r"\s+",
+        "i you he she we they me him us them my your his her our their there here not no but also been being had "
+        "said says say than then so if into over under more most some such all any each other its",
+    )
 )
 _ENDS = (".", ",", ";", ":", "!", "?", "\n")
 

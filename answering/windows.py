@@ -87,5 +87,5 @@ def widen(
             out.append(p)
             continue
         text = join_chunks([chunks[doc][i] for i in range(low, high + 1)])
-        out.append(replace(p, text=text, chunks=(low, high)))
+        out.append(replace(p, text=text, chunks=(low, high), matched=getattr(p, "matched", None) or p.text))
     return out

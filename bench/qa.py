@@ -232,11 +232,8 @@ class Scorer:
             "prompt_tokens_median": statistics.median(prompt_tokens) if prompt_tokens else 0,
             "not_found_rate": round(mean(refused), 3),  # answers that would say NOT_FOUND (min_relevance)
         }
-        return {
-            "retrieval": retrieval,
-            **{m: tally(picks[m], self.questions) for m in modes},
-            "_picks": picks.get("prompt"),
-        }
+        self.prompt_picks[answerer.profile] = picks.get("prompt")
+        return {"retrieval": retrieval, **{m: tally(picks[m], self.questions) for m in modes}}
 
     def free_text(self, answerer: Answerer) -> dict:
         """What ``kup ask`` prints, scored: right / refused / wrong, on every question and on those whose answer
