@@ -107,6 +107,7 @@ def create_app(
                         k=request.k,
                         recent_days=request.recent_days,
                         sources=request.sources,
+                        as_of=request.as_of,
                     )
                 )
         except GenerationGate.Busy:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from errors import InputError
 from indexing.search import MAX_QUERY_CHARS
@@ -56,6 +56,7 @@ class AskRequest(BaseModel):
     k: Annotated[int, Field(ge=1, le=MAX_K)] = 5
     recent_days: RecentDays | None = None
     sources: Sources | None = None
+    as_of: AwareDatetime | None = None  # answer as on that moment: nothing published later
 
 
 def require_query(query: str) -> str:

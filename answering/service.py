@@ -25,6 +25,7 @@ from answering.prompt import (
     fit_passages,
     rag_prompt,
 )
+from answering.questions import future_note, language_note
 from answering.retrieval import RetrievalPolicy, StoryPassage, content_words, retrieve
 from answering.spans import copy_span, is_factoid
 from answering.updates import current_statements, newest_wins
@@ -104,6 +105,7 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     adapter: str | None = None  # the champion adapter used, if any
     timings: dict[str, float] = field(default_factory=dict)  # retrieve_ms, first_token_ms, total_ms, tokens_per_s
+    notes: list[str] = field(default_factory=list)  # sentences on how far to trust it (a future date, a language)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -259,6 +261,8 @@ class Answerer:
         on_text: Callable[[str], None] | None = None,
         as_of: datetime | None = None,
     ) -> Answer:
+        """The answer to ``question`` in ``mode`` from the ``k`` best passages (as of ``as_of``: nothing published
+        later), with sentences on how far to trust it where the question names a future day or is not English."""
         question = (question or "").strip()
         if not question:
             raise InputError("the question is empty; ask something")
@@ -266,6 +270,11 @@ class Answerer:
             raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
         if not 1 <= k <= 20:
             raise InputError("--k must be between 1 and 20")
+        answer = self._answer(question, mode, k, recent_days, sources, on_text, as_of)
+        answer.notes = [n for n in (future_note(question, as_of), language_note(question)) if n]
+        return answer
+
+    def _answer(self, question: str, mode: Mode, k: int, recent_days, sources, on_text, as_of) -> Answer:
         started = time.perf_counter()
         loaded = self.lm.get()
         model, tokenizer = loaded.model, loaded.tokenizer

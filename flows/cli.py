@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -282,6 +283,9 @@ def ask(
     recent: Annotated[float | None, typer.Option(help="Only passages published in the last N days")] = None,
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Answer as on this date: nothing published later (2025-07-18)")
+    ] = None,
 ) -> None:
     """Answer from the freshest passages with the base model plus the champion adapter, citing sources."""
     from answering.requests import recent_since
@@ -289,11 +293,16 @@ def ask(
     from flows.views import print_answer_end, to_json
 
     recent_since(recent)  # refuses a non-positive or absurd --recent before the model loads
+    when = parse_when(as_of, "--as-of") if as_of else None
+    if when is not None and len(as_of.strip()) == 10:  # a bare date: the whole of that day
+        when += timedelta(days=1, microseconds=-1)
     s = settings()
     from flows.api_client import find_api
 
     client = find_api(s)
     body = {"question": question, "mode": mode, "k": k, "recent_days": recent, "sources": source or None}
+    if when is not None:
+        body["as_of"] = when.isoformat()
     reply = client.ask(body) if client else None
     if reply is not None:  # answered by the running `kup api`: no model loads here
         if as_json:
@@ -309,7 +318,7 @@ def ask(
     with Runtime(s) as rt:
         stream = None if as_json else (lambda piece: console.print(piece, end="", markup=False, highlight=False))
         answer = rt.answerer.answer(
-            question, mode=mode, k=k, recent_days=recent, sources=source or None, on_text=stream
+            question, mode=mode, k=k, recent_days=recent, sources=source or None, on_text=stream, as_of=when
         )
     if as_json:
         console.print_json(to_json(answer.as_dict()))

@@ -362,6 +362,8 @@ def print_answer_end(answer: Answer, console: Console, err_console: Console) -> 
                 console.print(f"      also in: {', '.join(others)}", markup=False)
     elif answer.mode != "closed-book":
         console.print("\n(no passage cited)")
+    for note in getattr(answer, "notes", None) or []:
+        console.print(f"\nNote: {note}", markup=False)
     t = answer.timings
     err_console.print(
         f"{answer.mode}, adapter {answer.adapter or 'none (base model)'}; "

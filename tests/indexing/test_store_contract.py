@@ -89,6 +89,13 @@ def test_upsert_search_and_filters(store, dense, sparse) -> None:
         published_after=datetime(2026, 11, 10, tzinfo=UTC),
     )
     assert recent and all(h.payload["published"] == "2026-11-20T00:00:00Z" for h in recent)
+    earlier = store.search(
+        dense.encode_query(query),
+        sparse.encode_query(query),
+        limit=10,
+        published_before=datetime(2026, 11, 10, tzinfo=UTC),
+    )
+    assert earlier and all(h.payload["published"] == "2026-11-01T00:00:00Z" for h in earlier)
     assert store.search(dense.encode_query(query), sparse.encode_query(query), limit=5, sources=["nobody"]) == []
 
 
