@@ -177,6 +177,10 @@ class Scorer:
     def __init__(self, questions: list[dict], truth: Truth, dated: bool) -> None:
         self.questions, self.truth, self.dated = questions, truth, dated
         self.prompt_picks: dict[AnswerProfile, list[int] | None] = {}  # per profile, for paired differences
+        self.details: dict[tuple[str, AnswerProfile], dict] = {}  # per question and profile, for --details
+
+    def detail(self, answerer: Answerer, q: dict, **fields) -> None:
+        self.details.setdefault((q["id"], answerer.profile), {"id": q["id"]}).update(fields)
 
     def as_of(self, q: dict):
         return asked_at(q) if self.dated else None
@@ -211,6 +215,8 @@ class Scorer:
             refused.append(max(answerer.relevance(q["question"], shown)) < answerer.profile.min_relevance)
             if "prompt" in modes:
                 picks["prompt"].append(picked(choices_logprobs(model, tok, prompt, choices_of(q))))
+            self.detail(answerer, q, rank=ranks[-1] if self.truth.sources(q) else None, in_top5=in_top5[-1],
+                        in_prompt=in_prompt[-1], pick=picks["prompt"][-1] if "prompt" in modes else None)  # fmt: skip
             if "rag-token" in modes:
                 # Per token, the mixture over passages weighted by softmax(score / T), as the answerer does.
                 weights = retrieval_log_weights(
@@ -244,6 +250,7 @@ class Scorer:
             answer = answerer.answer(q["question"], mode="prompt", k=ANSWER_K, as_of=self.as_of(q))
             verdict = free_text(answer.text, q)
             verdicts.append(verdict)
+            self.detail(answerer, q, free_text=answer.text, verdict=verdict)
             answerable.append(any(contains(p.text, answer_text(q)) for p in answer.passages))
             if "first_token_ms" in answer.timings:
                 first.append(answer.timings["first_token_ms"])
@@ -288,9 +295,11 @@ def main() -> None:
     )
     parser.add_argument("--chunk-tokens", type=int, default=200, help="chunk body size the index is built with")
     parser.add_argument("--chunk-overlap", type=int, default=32)
-    parser.add_argument("--base-model", default=None, help="reader: 'smollm2' (packaged) or a model directory")
+    parser.add_argument("--base-model", default=None, help="reader: a packaged model's name or a model directory")
+    parser.add_argument("--int8", action="store_true", help="the reader's linear layers in dynamic int8 (CPU)")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".kup-bench" / "qa", help="indexed corpora")
     parser.add_argument("--model-cache", type=Path, default=ROOT / ".kup-bench", help="de-quantized base model")
+    parser.add_argument("--details", type=Path, help="write each question's figures per profile here (JSONL)")
     parser.add_argument("--finetune", action="store_true", help="train a champion adapter and score with it too")
     args = parser.parse_args()
     qa = qa_set(args.set)
@@ -306,7 +315,7 @@ def main() -> None:
     results: dict = {"index_s": round(time.perf_counter() - started, 1), "grouping": grouping(data_dir, articles)}
     results["index_build_s"] = json.loads((data_dir / "indexed.json").read_text())["seconds"]
     store = EdgeStore(data_dir / "index" / "kup")
-    lm = LanguageModel(args.model_cache, args.base_model, use_adapter=False)
+    lm = LanguageModel(args.model_cache, args.base_model, use_adapter=False, int8=args.int8)
     scorer = Scorer(questions, Truth(articles), qa.dated)
     free = {p.strip() for p in args.free_text.split(",") if p.strip()}
     closed = None
@@ -321,6 +330,10 @@ def main() -> None:
             if name in free:
                 results[name]["free_text"] = scorer.free_text(answerer)
         results["differences"] = differences(scorer, closed)
+    if args.details:
+        names = {profile: name for name, profile in PROFILES.items()}
+        rows = [{"profile": names.get(profile), **row} for (_, profile), row in scorer.details.items()]
+        args.details.write_text("".join(json.dumps(row) + "\n" for row in rows))
     if args.finetune:
         results["champion"] = finetuned(data_dir, args.model_cache, store, dense, sparse, scorer, modes)
     emit(
@@ -328,7 +341,7 @@ def main() -> None:
         {
             "set": qa.name,
             "questions": len(questions),
-            "reader": lm.base_model or "smollm2",
+            "reader": (lm.base_model or "smollm2") + (" int8" if args.int8 else ""),
             "chunking": {"tokens": args.chunk_tokens, "overlap": args.chunk_overlap},
             "updated_questions": sum(bool(q.get("updated")) for q in questions),
             **results,

@@ -129,14 +129,16 @@ class Runtime:
     def answerer(self):
         from answering import Answerer, LanguageModel
 
-        lm = LanguageModel(self.settings.data_path, self.settings.base_model)
+        s = self.settings
+        lm = LanguageModel(s.data_path, s.reader_model or s.base_model, int8=s.reader_int8)
         return Answerer(
             self.store,
             self.dense,
             self.sparse,
             lm,
-            context_tokens=self.settings.context_tokens,
-            max_new_tokens=self.settings.max_new_tokens,
+            context_tokens=s.context_tokens,
+            max_new_tokens=s.max_new_tokens,
+            recency_half_life_days="profile" if s.recency_half_life_days is None else s.recency_half_life_days,
         )
 
     def close(self) -> None:

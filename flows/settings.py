@@ -54,13 +54,19 @@ class Settings(BaseSettings):
     drift_sample_documents: int = Field(8, ge=1, le=256, description="documents scored each side of the watermark")
 
     # Answering ---------------------------------------------------------------------------------
+    reader_model: str | None = Field(
+        None,
+        description="the model that answers: a packaged one (smollm2, qwen2.5-coder-0.5b, gemma3-270m) or a local "
+        "HF directory; None: the base model (the champion adapter applies only to the model it was trained on)",
+    )
+    reader_int8: bool = Field(False, description="dynamic int8 linear layers for the reader on the CPU")
     context_tokens: int = Field(2048, ge=256, le=32768, description="prompt + answer budget for the LLM")
     max_new_tokens: int = Field(160, ge=8, le=2048, description="longest answer generated")
     recency_half_life_days: float | None = Field(
         None,
-        gt=0,
+        ge=0,
         le=3650,
-        description="recency prior on passages (None: off; it cost hit@1 on bench/qa.py's hard set); "
+        description="recency prior on passages, in days (None: the answer profile's default; 0: off); "
         "latest/now/current questions get 7 days either way",
     )
 

@@ -153,3 +153,19 @@ def test_cli_ask(filled, tmp_path, tiny_model_dir, monkeypatch) -> None:
     assert runner.invoke(app, ["--data-dir", str(data_dir), "ask", ""]).exit_code == 2
     empty = runner.invoke(app, ["--data-dir", str(tmp_path / "nothing"), "ask", "Anything?"])
     assert empty.exit_code == 2 and "kup refresh" in empty.output and "Traceback" not in empty.output
+
+
+def test_a_champion_trained_on_another_model_is_not_applied_to_the_reader(tmp_path, tiny_model_dir) -> None:
+    from answering import LanguageModel
+    from training.registry import AdapterRegistry
+
+    data = tmp_path / "data"
+    registry = AdapterRegistry(data / "adapters")
+    # An adapter whose manifest names a different base: loading it on the tiny reader would fail on shapes.
+    other = registry.add(lambda d: (d / "adapter_config.json").write_text("{}"), {"base_model": "smollm2"})
+    registry.promote(other.id, force=True)
+    lm = LanguageModel(data, str(tiny_model_dir))
+    loaded = lm.get()
+    assert loaded.adapter is None and lm.get() is loaded  # answered without it, and not reloaded on every call
+    int8 = LanguageModel(data, str(tiny_model_dir), int8=True).get()
+    assert "quantized" in type(int8.model.model.layers[0].mlp.down_proj).__module__
