@@ -32,7 +32,7 @@ NARRATIVE = re.compile(
 )
 LEAD = "Answer:"
 MAX_SPAN_TOKENS = 24  # an answer is a name, a number or a short phrase
-BEAMS = 6  # first words tried; each is continued greedily
+BEAMS = 6  # first words tried; each is continued greedily (12 beams ranked by mean log-probability did worse)
 # Words no answer starts with (besides the retrieval's stop words): pronouns, auxiliaries, connectives.
 _NO_START = _STOPWORDS | frozenset(
     re.split(
@@ -42,6 +42,21 @@ _NO_START = _STOPWORDS | frozenset(
     )
 )
 _ENDS = (".", ",", ";", ":", "!", "?", "\n")
+
+
+# A reply about the passages rather than from them, or one that gives up.
+_META = re.compile(
+    r"^\s*(?:the|these|this)\s+(?:passage|passages|text|article)s?\s+(?:contains?|provides?|is|are|talks?|discuss(?:es)?)\b"
+    r"|\b(?:does not|do not|doesn't|don't) (?:say|mention|provide|specify|state|contain)\b|\bno information\b",
+    re.IGNORECASE,
+)
+
+
+def is_non_answer(text: str, question: str) -> bool:
+    """Whether a reply names nothing the question did not: empty, about the passages instead of from them, a
+    refusal in other words, or the question said back."""
+    words = content_words(text)
+    return not words or bool(_META.search(text)) or words <= content_words(question)
 
 
 def is_factoid(question: str) -> bool:
@@ -128,8 +143,8 @@ def copy_span(
 
     The ``beams`` likeliest first words (not a word of the question, not a stop word: an answer names what
     the question does not) are each continued greedily under the copy constraint until the model prefers to
-    end; a span's score is the log-probability of its tokens and of the end, so a span that the model would
-    not stop after loses. None when no passage offers a start.
+    end, all beams in one batch; a span's score is the log-probability of its tokens and of the end, so a
+    span that the model would not stop after loses. None when no passage offers a start.
     """
     import torch
 
@@ -144,53 +159,54 @@ def copy_span(
         out = model(input_ids=torch.tensor([ids], device=device), use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
         options = sorted(copy.following(starts), key=lambda t: -float(first[t]))[:beams]
-        best: Span | None = None
-        for token in options:
-            span = _continue(model, copy, out.past_key_values, first, token, starts, ends, max_tokens, device)
-            if span is not None and (best is None or span.logprob > best.logprob):
-                best = span
-    if best is None:
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(len(options))  # one row per beam, all sharing the prompt's keys and values
+        live = [_Beam([t], copy.advance(starts, t), float(first[t])) for t in options]
+        done: list[_Beam] = []
+        for _ in range(max_tokens - 1):
+            step = torch.tensor([[b.ids[-1]] for b in live], device=device)
+            out = model(input_ids=step, past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+            keep = []
+            for row, beam in enumerate(live):
+                allowed = copy.following(beam.active)
+                # Punctuation the passage itself goes on with ("8.8", "U.S.") is copied; elsewhere it ends the span.
+                stops = ends - allowed
+                end = max(float(logprobs[row, e]) for e in stops) if copy.may_end(beam.active) else float("-inf")
+                follow = max(allowed, key=lambda t: float(logprobs[row, t]), default=None)
+                if follow is None or end >= float(logprobs[row, follow]):
+                    if end > float("-inf"):  # ended where a word ends; otherwise stuck inside a word: dropped
+                        done.append(_Beam(beam.ids, beam.active, beam.logprob + end))
+                    continue
+                beam.ids.append(follow)
+                beam.active = copy.advance(beam.active, follow)
+                beam.logprob += float(logprobs[row, follow])
+                keep.append(row)
+            if not keep:
+                live = []
+                break
+            if len(keep) < len(live):
+                cache.batch_select_indices(torch.tensor(keep, device=device))
+            live = [live[r] for r in keep]
+        for beam in live:  # the token cap: cut back to the last whole word
+            while beam.ids and not copy.may_end(beam.active):
+                beam.ids.pop()
+                beam.active = [(p, i - 1) for p, i in beam.active]
+            if beam.ids:
+                done.append(beam)
+    if not done:
         return None
-    text = tokenizer.decode(best.ids, skip_special_tokens=True).strip().strip(",;:")
-    return Span(text, best.passage, len(best.ids), best.logprob) if text else None
+    best = max(done, key=lambda b: b.logprob)
+    text = tokenizer.decode(best.ids, skip_special_tokens=True).strip().strip(",;:.")
+    return Span(text, best.active[0][0], len(best.ids), best.logprob) if text else None
 
 
 @dataclass
 class _Beam:
     ids: list[int]
-    passage: int
+    active: list[tuple[int, int]]  # where the span so far occurs in the passages (after its last token)
     logprob: float
-
-
-def _continue(model, copy: _Copy, cache, logprobs, token: int, active, ends: set[int], max_tokens: int, device):
-    """Greedy copy from ``token`` on, over a private copy of the prompt's cache; the span with its end's score."""
-    import copy as _copy
-
-    import torch
-
-    cache = _copy.deepcopy(cache)
-    produced, total = [], 0.0
-    while True:
-        total += float(logprobs[token])
-        produced.append(token)
-        active = copy.advance(active, token)
-        if len(produced) >= max_tokens:
-            break
-        out = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
-        logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
-        allowed = copy.following(active)
-        end_score = max(float(logprobs[e]) for e in ends) if copy.may_end(active) else float("-inf")
-        follow = max(allowed, key=lambda t: float(logprobs[t]), default=None)
-        if follow is None or end_score >= float(logprobs[follow]):
-            if end_score == float("-inf"):
-                return None  # stuck inside a word: no answer along this start
-            return _Beam(produced, active[0][0], total + end_score)
-        token = follow
-    while produced and not copy.may_end(active):  # the cap cut a word: back to its last whole word
-        produced.pop()
-        active = [(p, i - 1) for p, i in active]
-    return _Beam(produced, active[0][0], total) if produced else None
 
 
 def _single_token(tokenizer, text: str) -> int | None:

@@ -44,7 +44,7 @@ from answering import (
 )
 from answering.prompt import PromptStyle, count_tokens
 from answering.retrieval import RetrievalPolicy
-from answering.service import PREVIOUS, AnswerProfile
+from answering.service import BEFORE, PREVIOUS, AnswerProfile
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder
 
 # The naive RAG the issue measured kup against: plain top-3 chunks, no instructions, no titles or dates.
@@ -52,7 +52,7 @@ NAIVE = AnswerProfile(
     RetrievalPolicy.previous(), PromptStyle("", titles=False, dates=False), passages=3, order="rank",
     supersede=False, min_relevance=0.0, current_only=False, context_chunks=0,
 )  # fmt: skip
-PROFILES = {"naive": NAIVE, "previous": PREVIOUS, "new": AnswerProfile()}
+PROFILES = {"naive": NAIVE, "previous": PREVIOUS, "before": BEFORE, "new": AnswerProfile()}
 ANSWER_K = 5  # passages an answer retrieves (kup ask's default --k)
 
 
@@ -244,7 +244,7 @@ class Scorer:
     def free_text(self, answerer: Answerer) -> dict:
         """What ``kup ask`` prints, scored: right / refused / wrong, on every question and on those whose answer
         is in the index's top passages; first-token latency of the real ``answer()`` calls."""
-        verdicts, first, examples = [], [], []
+        verdicts, first, shown, examples, replaced = [], [], [], [], 0
         answerable = []
         for q in self.questions:
             answer = answerer.answer(q["question"], mode="prompt", k=ANSWER_K, as_of=self.as_of(q))
@@ -254,6 +254,8 @@ class Scorer:
             answerable.append(any(contains(p.text, answer_text(q)) for p in answer.passages))
             if "first_token_ms" in answer.timings:
                 first.append(answer.timings["first_token_ms"])
+                shown.append(answer.timings.get("shown_ms", answer.timings["first_token_ms"]))
+            replaced += answer.timings.get("replaced_non_answer", 0)
             if len(examples) < 5:
                 examples.append({"question": q["question"], "answer": answer.text[:160], "verdict": verdict})
         in_reach = [v for v, a in zip(verdicts, answerable, strict=True) if a]
@@ -264,6 +266,10 @@ class Scorer:
             "refusals_answer_in_passages": figure([float(v == "refused") for v in in_reach]),
             "first_token_ms_median": round(statistics.median(first)) if first else None,
             "first_token_ms_p90": round(sorted(first)[int(0.9 * (len(first) - 1))]) if first else None,
+            # when the reader sees the answer: the first token when streamed, the whole answer when checked first
+            "shown_ms_median": round(statistics.median(shown)) if shown else None,
+            "shown_ms_p90": round(sorted(shown)[int(0.9 * (len(shown) - 1))]) if shown else None,
+            "non_answers_replaced": replaced,
             "examples": examples,
         }
 

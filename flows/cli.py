@@ -314,7 +314,7 @@ def ask(
             citations = [SimpleNamespace(**c) for c in reply.get("citations", [])]
             print_answer_end(SimpleNamespace(**{**reply, "citations": citations}), console, err_console)
         return
-    announce_preparation(s)
+    announce_preparation(s, s.reader)
     with Runtime(s) as rt:
         stream = None if as_json else (lambda piece: console.print(piece, end="", markup=False, highlight=False))
         answer = rt.answerer.answer(

@@ -25,39 +25,45 @@ def disk_size(path: Path) -> str:
     return f"{sum(p.stat().st_size for p in files) / 1e6:,.0f} MB"
 
 
-def preparing_notice(s: Settings) -> str | None:
-    """The one line to print before the base model is loaded, when loading it de-quantizes it first."""
+def preparing_notice(s: Settings, model: str | None = None) -> str | None:
+    """The one line to print before a model is loaded (the base model unless ``model`` names another, such as
+    the reader), when loading it de-quantizes it first."""
     from training.base_model import DEFAULT_BASE, PACKAGED, pending_preparation
 
-    cache = pending_preparation(s.base_model, s.data_path)
+    ref = model or s.base_model
+    cache = pending_preparation(ref, s.data_path)
     if cache is None:
         return None
-    model = PACKAGED[s.base_model or DEFAULT_BASE]
+    packaged = PACKAGED[ref or DEFAULT_BASE]
     return (
-        f"preparing the language model once: de-quantizing {model.gguf_name} into {cache} "
-        f"(~{model.prepared_mb:,} MB, about a minute; `kup models prepare` does it ahead of time)"
+        f"preparing the language model once: de-quantizing {packaged.gguf_name} into {cache} "
+        f"(~{packaged.prepared_mb:,} MB, about a minute; `kup models prepare` does it ahead of time)"
     )
 
 
-def announce_preparation(s: Settings) -> None:
-    if notice := preparing_notice(s):
+def announce_preparation(s: Settings, model: str | None = None) -> None:
+    if notice := preparing_notice(s, model):
         err_console.print(notice, markup=False)
 
 
 @models_app.command("prepare")
 @friendly
 def prepare() -> None:
-    """Prepare the base language model (de-quantized once into the data dir) and load the embedding model."""
+    """Prepare the language models (the base model fine-tuning trains, the reader that answers; each de-quantized
+    once into the data dir) and load the embedding model."""
     from indexing import DenseEncoder
     from training.base_model import resolve_base
 
     s = settings()
-    announce_preparation(s)
-    started = time.perf_counter()
-    pending = preparing_notice(s) is not None
-    name, path = resolve_base(s.base_model, s.data_path)
-    done = f"prepared in {time.perf_counter() - started:.0f} s" if pending else "ready, nothing to do"
-    console.print(f"language model {name}: {path} ({disk_size(path)}), {done}", markup=False)
+    for role, ref in (("language model", s.base_model), ("reader", s.reader)):
+        if role == "reader" and ref == s.base_model:
+            continue  # the base model answers too: prepared above
+        announce_preparation(s, ref)
+        started = time.perf_counter()
+        pending = preparing_notice(s, ref) is not None
+        name, path = resolve_base(ref, s.data_path)
+        done = f"prepared in {time.perf_counter() - started:.0f} s" if pending else "ready, nothing to do"
+        console.print(f"{role} {name}: {path} ({disk_size(path)}), {done}", markup=False)
 
     started = time.perf_counter()
     dense = DenseEncoder(s.embedding_model)

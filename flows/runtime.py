@@ -130,7 +130,7 @@ class Runtime:
         from answering import Answerer, LanguageModel
 
         s = self.settings
-        lm = LanguageModel(s.data_path, s.reader_model or s.base_model, int8=s.reader_int8)
+        lm = LanguageModel(s.data_path, s.reader, int8=s.reader_int8)
         return Answerer(
             self.store,
             self.dense,

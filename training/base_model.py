@@ -20,7 +20,10 @@ from errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE = "smollm2"  # the packaged SmolLM2-135M-Instruct
+DEFAULT_BASE = "smollm2"  # the packaged SmolLM2-135M-Instruct: what fine-tuning trains (fast enough on a CPU)
+# What answers by default when no base model is named: on real news (bench/qa.py) it read passages far better than
+# SmolLM2 (multiple-choice accuracy 0.55 against 0.39 on 100 questions) at a first token in about 2.5 s on 2 cores.
+DEFAULT_READER = "qwen2.5-coder-0.5b"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

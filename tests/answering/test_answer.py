@@ -167,5 +167,6 @@ def test_a_champion_trained_on_another_model_is_not_applied_to_the_reader(tmp_pa
     lm = LanguageModel(data, str(tiny_model_dir))
     loaded = lm.get()
     assert loaded.adapter is None and lm.get() is loaded  # answered without it, and not reloaded on every call
+    assert other.id in loaded.note and "KUP_READER_MODEL=smollm2" in loaded.note
     int8 = LanguageModel(data, str(tiny_model_dir), int8=True).get()
     assert "quantized" in type(int8.model.model.layers[0].mlp.down_proj).__module__
