@@ -1,5 +1,6 @@
-"""With the real SmolLM2-135M: after ingesting an article about a made-up event, `kup ask` answers with its
-key fact and cites its URL, while the closed-book model does not know it."""
+"""With the real packaged models (the default reader Qwen2.5-Coder-0.5B in int8, and SmolLM2-135M): after
+ingesting an article about a made-up event, `kup ask` answers with its key fact and cites its URL, while the
+closed-book model does not know it."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ ARTICLE = [
 ]
 
 
-def test_ask_answers_from_the_article_and_cites_it(pipeline, monkeypatch, tmp_path_factory) -> None:
-    cache = tmp_path_factory.getbasetemp() / "smollm2-cache"
+@pytest.mark.parametrize("reader", ["qwen2.5-coder-0.5b", "smollm2"])
+def test_ask_answers_from_the_article_and_cites_it(pipeline, monkeypatch, tmp_path_factory, reader) -> None:
+    cache = tmp_path_factory.getbasetemp() / "model-cache"
     monkeypatch.setenv("KUP_MAX_NEW_TOKENS", "48")
     server = pipeline.server
     server.set("/news/cable-car", article_html("Veltmark opens a cable car over the Ryne", ARTICLE))
@@ -45,11 +47,11 @@ def test_ask_answers_from_the_article_and_cites_it(pipeline, monkeypatch, tmp_pa
     runner = CliRunner()
     assert runner.invoke(app, ["refresh"]).exit_code == 0
 
-    # The packaged SmolLM2, de-quantized once into a shared cache directory.
+    # The packaged model, de-quantized once into a shared cache directory, as the reader.
     from training.base_model import resolve_base
 
-    _, model_dir = resolve_base(None, cache)
-    monkeypatch.setenv("KUP_BASE_MODEL", str(model_dir))
+    _, model_dir = resolve_base(reader, cache)
+    monkeypatch.setenv("KUP_READER_MODEL", str(model_dir))
     question = "How long does the cable car across the Ryne estuary take to cross?"
     result = runner.invoke(app, ["ask", question, "--json"])
     assert result.exit_code == 0, result.output

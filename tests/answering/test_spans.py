@@ -10,7 +10,7 @@ import pytest
 from answering import Answerer
 from answering.prompt import NOT_FOUND, SPAN, Passage, PromptStyle, rag_prompt
 from answering.service import AnswerProfile
-from answering.spans import _Copy, copy_span, is_factoid
+from answering.spans import _Copy, copy_span, is_factoid, is_non_answer
 
 PASSAGES = [
     Passage("Liverpool won the Premier League title, their first in thirty years.\nArsenal finished second."),
@@ -72,3 +72,32 @@ def test_an_extractive_answer_is_a_cited_span(answerer) -> None:
     # Not a factoid question: the model answers in its own words, as before.
     free = extractive.answer("Why did the harbour close?", k=3)
     assert free.text and free.timings.get("generated_tokens", 0) >= 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "non_answer"),
+    [
+        ("The Wildfires in Arizona's Grand Canyon National Park destroyed which historic site?", True),
+        ("The passage contains information about the historic lodge, but it does not provide the name.", True),
+        ("The passages do not say.", True),
+        ("", True),
+        ("Grand Canyon Lodge", False),
+        ("The fire destroyed the Grand Canyon Lodge on the North Rim.", False),
+    ],
+)
+def test_a_reply_that_names_nothing_new_is_a_non_answer(reply, non_answer) -> None:
+    question = "Wildfires in Arizona's Grand Canyon National Park destroyed which historic site?"
+    assert is_non_answer(reply, question) is non_answer
+
+
+def test_a_non_answer_is_replaced_by_a_copied_span(answerer, monkeypatch) -> None:
+    import answering.service as service
+
+    # Whatever the model generates, it says the question back: the answer shown is a cited span instead.
+    monkeypatch.setattr(service, "stream_greedy", lambda *a, **k: iter(["When did the Veltmark harbour reopen?"]))
+    shown = []
+    answer = answerer.answer("When did the Veltmark harbour reopen?", k=3, on_text=shown.append)
+    assert answer.timings["replaced_non_answer"] == 1 and answer.text.endswith("]")
+    assert shown == [answer.text]  # the reader saw only the replacement, once
+    span = answer.text.rpartition(" [")[0]
+    assert span in answer.passages[answer.citations[0].number - 1].text
