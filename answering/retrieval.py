@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from answering.prompt import Passage
-from indexing import DenseEncoder, Hit, SparseEncoder, VectorStore, search
+from indexing import DenseEncoder, Fusion, Hit, SparseEncoder, VectorStore, search
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class RetrievalPolicy:
     latest_half_life_days: float | None = 7.0  # the prior for questions that ask for the latest/current state
     candidates: int = 60  # chunks fetched before grouping
     top_relevant: int = 5  # the recency clock starts at the newest of this many most relevant candidates
+    fusion: Fusion | None = None  # the search's rank fusion (None: the store's default, indexing.RRF)
     topic_gate: float | None = None  # when set, candidates holding this share of the best coverage of the
     # question's words rank first, so the prior orders passages on one topic only
 
@@ -241,7 +242,7 @@ def retrieve(
     the one a reader on that date would get: documents published later are left out (and undated ones,
     whose date is unknown), and the recency prior runs back from that moment."""
     since = (as_of or now or datetime.now(UTC)) - timedelta(days=recent_days) if recent_days else None
-    window = {"sources": sources, "published_after": since, "published_before": as_of}
+    window = {"sources": sources, "published_after": since, "published_before": as_of, "fusion": policy.fusion}
     if policy.candidates <= 0:  # the plain top-k
         hits = search(store, dense, sparse, question, limit=k, **window).hits
         return [_to_passage(h, h.score, None) for h in hits]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from indexing.reindex import RebuildReport, rebuild_index
     from indexing.reports import IndexReport, SourceReport, percentiles, summarize
     from indexing.sql_sync import backfill_sql, ingest_sql
-    from indexing.store import Changes, ChunkPoint, Hit, StoredPoint, Vectors, VectorStore, point_id
+    from indexing.store import RRF, Changes, ChunkPoint, Fusion, Hit, StoredPoint, Vectors, VectorStore, point_id
     from indexing.validation import DocumentChecks, Requirements
 
 # Eager: the submodule ``indexing.search`` would otherwise shadow the function of that name once imported.
@@ -40,7 +40,8 @@ _WHERE = {
     **dict.fromkeys(("IndexReport", "SourceReport", "percentiles", "summarize"), "indexing.reports"),
     **dict.fromkeys(("backfill_sql", "ingest_sql"), "indexing.sql_sync"),
     **dict.fromkeys(
-        ("Changes", "ChunkPoint", "Hit", "StoredPoint", "Vectors", "VectorStore", "point_id"), "indexing.store"
+        ("RRF", "Changes", "ChunkPoint", "Fusion", "Hit", "StoredPoint", "Vectors", "VectorStore", "point_id"),
+        "indexing.store",
     ),
     **dict.fromkeys(("DocumentChecks", "Requirements"), "indexing.validation"),
 }
@@ -56,10 +57,12 @@ __all__ = [
     "DocRow",
     "DocumentChecks",
     "EdgeStore",
+    "Fusion",
     "Hit",
     "IndexReport",
     "Indexer",
     "QdrantStore",
+    "RRF",
     "RebuildReport",
     "Requirements",
     "SearchResult",

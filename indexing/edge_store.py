@@ -31,8 +31,10 @@ from indexing.store import (
     DATETIME_FIELDS,
     DENSE,
     KEYWORD_FIELDS,
+    RRF,
     SPARSE,
     Changes,
+    Fusion,
     Hit,
     StoredPoint,
     Vectors,
@@ -264,6 +266,7 @@ class EdgeStore(VectorStore):
         published_after: datetime | None = None,
         prefetch: int | None = None,
         published_before: datetime | None = None,
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
         depth = prefetch or max(4 * limit, 20)
         flt = _filter(sources, published_after, published_before=published_before)
@@ -273,7 +276,7 @@ class EdgeStore(VectorStore):
                 qe.Prefetch(limit=depth, query=qe.Query.Nearest(dense, using=DENSE), filter=flt),
                 qe.Prefetch(limit=depth, query=qe.Query.Nearest(_sparse(sparse), using=SPARSE), filter=flt),
             ],
-            query=qe.Fusion.Rrf(k=60),
+            query=qe.Fusion.Rrf(k=(fusion or RRF).k, weights=list((fusion or RRF).weights)),
             filter=flt,
             with_payload=True,
         )

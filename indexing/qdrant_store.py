@@ -22,8 +22,10 @@ from indexing.store import (
     DATETIME_FIELDS,
     DENSE,
     KEYWORD_FIELDS,
+    RRF,
     SPARSE,
     Changes,
+    Fusion,
     Hit,
     StoredPoint,
     Vectors,
@@ -313,6 +315,7 @@ class QdrantStore(VectorStore):
         published_after: datetime | None = None,
         prefetch: int | None = None,
         published_before: datetime | None = None,
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
         self._ensure()
         depth = prefetch or max(4 * limit, 20)
@@ -323,7 +326,7 @@ class QdrantStore(VectorStore):
                 models.Prefetch(query=dense, using=DENSE, limit=depth, filter=flt),
                 models.Prefetch(query=_sparse(sparse), using=SPARSE, limit=depth, filter=flt),
             ],
-            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            query=models.RrfQuery(rrf=models.Rrf(k=(fusion or RRF).k, weights=list((fusion or RRF).weights))),
             query_filter=flt,
             limit=limit,
             with_payload=True,

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from errors import InputError
 from indexing.embedding import DenseEncoder, SparseEncoder
-from indexing.store import Hit, VectorStore
+from indexing.store import Fusion, Hit, VectorStore
 
 MAX_QUERY_CHARS = 2000
 _STORY_FETCH = 5  # candidates fetched per wanted hit when stories are collapsed (copies and their chunks)
@@ -38,6 +38,7 @@ def search(
     published_after: datetime | None = None,
     per_story: bool = False,
     published_before: datetime | None = None,
+    fusion: Fusion | None = None,
 ) -> SearchResult:
     query = (query or "").strip()
     if not query:
@@ -58,6 +59,7 @@ def search(
         sources=sources,
         published_after=published_after,
         published_before=published_before,
+        fusion=fusion,
     )
     if per_story:
         hits = collapse_stories(hits)[:limit]

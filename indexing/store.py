@@ -50,6 +50,18 @@ def store_errors(what: str) -> Callable:
     return wrap
 
 
+@dataclass(frozen=True)
+class Fusion:
+    """Weighted reciprocal rank fusion as Qdrant computes it: a hit at 0-based position p of a list with weight
+    w scores ``1 / ((p + 1) / w + k - 1)``; a weight of 3 counts a position as if it were a third as deep."""
+
+    k: int = 60  # the original paper's 60: flat, so the lists' ranks matter more than their weights
+    weights: tuple[float, float] = (1.0, 1.0)  # dense, sparse
+
+
+RRF = Fusion()
+
+
 @dataclass
 class Vectors:
     dense: list[float]
@@ -123,9 +135,11 @@ class VectorStore(ABC):
         published_after: datetime | None = None,
         prefetch: int | None = None,
         published_before: datetime | None = None,
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
         """Hybrid query: dense and sparse candidates fused with reciprocal rank fusion; ``published_after`` and
-        ``published_before`` bound the publication time (inclusive; undated points fall outside any bound)."""
+        ``published_before`` bound the publication time (inclusive; undated points fall outside any bound);
+        ``fusion`` sets the rank fusion's k and the (dense, sparse) weights (default ``RRF``)."""
 
     @abstractmethod
     def count(self, *, source: str | None = None) -> int:

@@ -105,6 +105,20 @@ def test_sparse_side_finds_rare_terms(store, dense, sparse) -> None:
     assert hits[0].payload["doc_id"] == "doc-rover"
 
 
+def test_fusion_weights_follow_qdrants_formula(store, dense, sparse) -> None:
+    from indexing import Fusion
+
+    store.apply(Changes(upserts=make_points(dense, sparse)))
+    # Dense ranks the budget text first and the rover text third; sparse finds only the rover text ("panorama").
+    query = dense.encode_query("the council approved money for new schools"), sparse.encode_query("panorama")
+    for weights in ((1.0, 1.0), (5.0, 1.0), (1.0, 5.0)):
+        hits = {h.payload["doc_id"]: h.score for h in store.search(*query, limit=4, fusion=Fusion(2, weights))}
+        dense_w, sparse_w = weights
+        # 1 / ((p + 1) / w + k - 1) per list: budget at p=0 of dense; rover at p=2 of dense and p=0 of sparse.
+        assert math.isclose(hits["doc-budget"], 1 / (1 / dense_w + 1), rel_tol=1e-4)
+        assert math.isclose(hits["doc-rover"], 1 / (3 / dense_w + 1) + 1 / (1 / sparse_w + 1), rel_tol=1e-4)
+
+
 def test_points_of_vectors_payload_updates_and_deletes(store, dense, sparse) -> None:
     points = make_points(dense, sparse)
     store.apply(Changes(upserts=points))
