@@ -2,8 +2,8 @@
 
 from answering.decode import choices_logprobs, retrieval_log_weights, token_mixture
 from answering.prompt import NOT_FOUND, Passage, closed_book_prompt, fit_passages, rag_prompt
+from answering.requests import MODES
 from answering.service import (
-    MODES,
     RAG_TOKEN_TEMPERATURE,
     Answer,
     Answerer,

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from answering.api_guards import RETRY_AFTER_S, ApiGuards, GenerationGate, GuardMiddleware
-from answering.requests import AskRequest, SearchRequest, recent_since
+from answering.requests import AskRequest, SearchRequest, check_sources, recent_since
 from answering.service import Answerer
 from errors import InputError, KupError
 from errors.redact import mask_text
@@ -55,7 +55,13 @@ async def _invalid(_request: Request, exc: RequestValidationError) -> JSONRespon
 
 
 def create_app(
-    answerer: Answerer, guards: ApiGuards | None = None, *, pipeline: str | None = None, catalog: Catalog | None = None
+    answerer: Answerer,
+    guards: ApiGuards | None = None,
+    *,
+    pipeline: str | None = None,
+    catalog: Catalog | None = None,
+    overdue_after: float | None = None,
+    known_sources: Callable[[], set[str]] | None = None,
 ) -> FastAPI:
     """``pipeline`` (an opaque id of the index served) is shown by /health, so a local ``kup search`` can tell
     that this server answers for its own index before asking it instead of loading the model itself."""
@@ -70,34 +76,40 @@ def create_app(
     if catalog is not None:  # Prometheus text, read from the catalog at scrape time (answering.metrics)
         from answering.metrics import metrics_route
 
-        app.add_api_route("/metrics", metrics_route(catalog), methods=["GET"], include_in_schema=False)
+        app.add_api_route("/metrics", metrics_route(catalog, overdue_after), methods=["GET"], include_in_schema=False)
 
     @app.get("/health")
     def health() -> dict:
         return {"ok": True, "pipeline": pipeline} if pipeline else {"ok": True}
 
+    def known() -> set[str] | None:
+        return known_sources() if known_sources else None
+
     @app.post("/search")
     def search_passages(request: SearchRequest) -> dict:
+        _answering(lambda: check_sources(request.sources, known()))
         result = _answering(
             lambda: search(
                 answerer.store,
                 answerer.dense,
                 answerer.sparse,
                 request.query,
-                limit=request.limit,
+                limit=request.k,
                 sources=request.sources,
                 published_after=recent_since(request.recent_days),
             )
         )
-        return {
+        reply = {
             "query": result.query,
             "embed_ms": round(result.embed_ms, 2),
             "search_ms": round(result.search_ms, 2),
             "hits": [{"score": h.score, **h.payload} for h in result.hits],
         }
+        return {**reply, "notes": request.notes} if request.notes else reply
 
     @app.post("/ask")
     def ask(request: AskRequest) -> dict:
+        _answering(lambda: check_sources(request.sources, known()))
         try:
             with gate.admit():
                 answer = _answering(

@@ -29,8 +29,9 @@ def _seconds(later: datetime, earlier: datetime | None) -> float | None:
 class CatalogCollector(Collector):
     """Gauges computed from the catalog on every scrape (a few grouped queries)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, overdue_after: float | None = None) -> None:
         self.catalog = catalog
+        self.overdue_after = overdue_after  # seconds without a completed refresh that mean refreshes stopped
 
     def _rows(self) -> dict[str, Any]:
         with self.catalog.engine.connect() as conn:
@@ -132,6 +133,13 @@ class CatalogCollector(Collector):
         throughput = GaugeMetricFamily(
             "kup_embedding_chunks_per_second", "Embedding throughput of the last refresh that embedded anything"
         )
+        overdue = GaugeMetricFamily(
+            "kup_refresh_overdue",
+            "1 when no refresh has completed for a few schedule intervals (refreshes have stopped), else 0",
+        )
+        if self.overdue_after is not None:
+            age = None if last is None else _seconds(now, last["finished_at"])
+            overdue.add_metric([], 1.0 if age is None or age > self.overdue_after else 0.0)
         if last is not None:
             summary = last.get("summary") or {}
             index = summary.get("index") or {}
@@ -147,21 +155,24 @@ class CatalogCollector(Collector):
         yield healthy
         yield embedded
         yield throughput
+        if self.overdue_after is not None:
+            yield overdue
 
 
-def registry(catalog: Catalog) -> CollectorRegistry:
+def registry(catalog: Catalog, overdue_after: float | None = None) -> CollectorRegistry:
     """A registry holding only kup's catalog metrics."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(CatalogCollector(catalog))
+    reg.register(CatalogCollector(catalog, overdue_after))
     return reg
 
 
-def metrics_route(catalog: Catalog):
-    """A route answering the catalog's metrics in Prometheus text format."""
+def metrics_route(catalog: Catalog, overdue_after: float | None = None):
+    """A route answering the catalog's metrics in Prometheus text format; ``overdue_after`` (seconds) adds
+    ``kup_refresh_overdue``, the same rule ``kup status`` says "refreshes have stopped" by."""
     from fastapi import Response
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    reg = registry(catalog)
+    reg = registry(catalog, overdue_after)
 
     def metrics() -> Response:
         return Response(generate_latest(reg), media_type=CONTENT_TYPE_LATEST)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from errors import InputError
 from indexing.search import MAX_QUERY_CHARS
@@ -39,13 +39,52 @@ Sources = Annotated[list[SourceName], Field(max_length=MAX_SOURCES)]
 RecentDays = Annotated[float, Field(gt=0, le=MAX_RECENT_DAYS)]
 
 
+def check_question(question: str | None, mode: str = "prompt", k: int = 5) -> str:
+    """The question without surrounding blanks, or one sentence on what to change: checked before any model loads."""
+    question = (question or "").strip()
+    if not question:
+        raise InputError("the question is empty; ask something")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InputError(f"the question is {len(question):,} characters long; keep it under {MAX_QUESTION_CHARS:,}")
+    if mode not in MODES:
+        raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if not 1 <= k <= MAX_K:
+        raise InputError(f"--k must be between 1 and {MAX_K}")
+    return question
+
+
+def check_sources(requested: list[str] | None, known: set[str] | None) -> None:
+    """Refuse a source nobody knows (a misspelling would otherwise search nothing and find nothing), naming the
+    known ones; ``known`` None: not checked."""
+    if not requested or known is None:
+        return
+    unknown = [name for name in requested if name not in known]
+    if unknown:
+        names = ", ".join(sorted(known)[:30]) or "none yet (run `kup refresh` first)"
+        raise InputError(f"unknown source {', '.join(map(repr, unknown))}; known sources: {names}")
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field ("recent") is refused, not silently ignored
 
     query: Annotated[Text, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
-    limit: Annotated[int, Field(ge=1, le=MAX_SEARCH_LIMIT)] = 5
+    k: Annotated[int, Field(ge=1, le=MAX_SEARCH_LIMIT)] = 5  # passages: the name /ask and the CLI use
+    limit: Annotated[int | None, Field(ge=1, le=MAX_SEARCH_LIMIT, deprecated="use k, as /ask and the CLI do")] = None
     sources: Sources | None = None
     recent_days: RecentDays | None = None
+
+    @model_validator(mode="after")
+    def _one_count(self) -> SearchRequest:
+        limit = self.__dict__["limit"]  # read without the deprecation warning meant for callers
+        if limit is not None:
+            if "k" in self.model_fields_set:
+                raise ValueError("give k, or the deprecated limit, not both")
+            self.__dict__["k"] = limit
+        return self
+
+    @property
+    def notes(self) -> list[str]:
+        return ["`limit` is deprecated: use `k`, as /ask and the CLI do"] if self.__dict__["limit"] is not None else []
 
 
 class AskRequest(BaseModel):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -27,6 +29,7 @@ from answering.prompt import (
     rag_prompt,
 )
 from answering.questions import future_note, language_note
+from answering.requests import Mode, check_question
 from answering.retrieval import RetrievalPolicy, StoryPassage, content_words, retrieve
 from answering.spans import copy_span, is_factoid, is_non_answer
 from answering.updates import current_statements, newest_wins
@@ -36,8 +39,7 @@ from indexing import DenseEncoder, SparseEncoder, VectorStore
 from training.base_model import load_base
 from training.registry import AdapterRegistry
 
-Mode = Literal["prompt", "rag-token", "closed-book"]
-MODES = ("prompt", "rag-token", "closed-book")
+log = logging.getLogger(__name__)
 Order = Literal["rank", "best-last", "oldest-first"]
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 RAG_TOKEN_TEMPERATURE = 0.05  # softmax temperature over cosine similarities (0..1): sharp but not one-hot
@@ -291,14 +293,22 @@ class Answerer:
     ) -> Answer:
         """The answer to ``question`` in ``mode`` from the ``k`` best passages (as of ``as_of``: nothing published
         later), with sentences on how far to trust it where the question names a future day or is not English."""
-        question = (question or "").strip()
-        if not question:
-            raise InputError("the question is empty; ask something")
-        if mode not in MODES:
-            raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if not 1 <= k <= 20:
-            raise InputError("--k must be between 1 and 20")
-        answer = self._answer(question, mode, k, recent_days, sources, on_text, as_of)
+        question = check_question(question, mode, k)
+        shown: list[str] = []
+        show = None
+        if on_text is not None:
+
+            def show(piece: str) -> None:
+                shown.append(piece)
+                on_text(piece)
+
+        with warnings.catch_warnings(record=True) as caught:  # a library's warning is never part of an answer
+            warnings.simplefilter("always")
+            answer = self._answer(question, mode, k, recent_days, sources, show, as_of)
+        for warning in caught:
+            log.debug("while answering: %s: %s", warning.category.__name__, warning.message)
+        if on_text is not None and not "".join(shown).strip():
+            on_text(answer.text)  # "The passages do not say." and other answers not streamed: printed all the same
         notes = (future_note(question, as_of), language_note(question), self.lm.get().note)
         answer.notes = [n for n in notes if n]
         return answer

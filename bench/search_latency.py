@@ -125,7 +125,7 @@ def run_mode(args, path: Path, tmp: Path, per_request: bool, questions: list[str
             while time.monotonic() < end:
                 sent.append(time.time())
                 t = time.perf_counter()
-                r = client.post("/search", json={"query": questions[i % len(questions)], "limit": 5})
+                r = client.post("/search", json={"query": questions[i % len(questions)], "k": 5})
                 lat.append((time.perf_counter() - t) * 1000)
                 errors += r.status_code != 200
                 i += 1

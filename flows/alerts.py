@@ -5,6 +5,7 @@
   that many such runs within that many minutes (plus slack) are that many in a row.
 - **stale**: no refresh run of any deployment has completed for ``alert_freshness_seconds`` (a run with a failing
   source does not complete), so some source's part of the index is at least that old.
+- **zombies**: a kup run that stopped sending heartbeats is set Crashed, freeing its slot (``flows/dead_runs.py``).
 
 Alerts go to the Prefect notification block ``alert_block`` (``type-slug/name``, e.g. ``slack-webhook/ops``);
 without one they show as triggered automations in the UI only. ``kup up`` applies them (replacing those of the same
@@ -17,13 +18,14 @@ import json
 from datetime import timedelta
 
 from errors import ConfigError
+from flows.dead_runs import ZOMBIES, zombie_automation
 from flows.settings import Settings, load_settings
 from indexing.reports import human_duration
 
 SCHEDULED_REFRESH = "refresh"  # the deployment whose runs come one a minute
 FAILING = "kup: refresh failing {n} runs in a row"
 STALE = "kup: no fresh refresh for {t}"
-_PREFIXES = (FAILING.split("{")[0], STALE.split("{")[0])
+_PREFIXES = (FAILING.split("{")[0], STALE.split("{")[0], ZOMBIES)
 
 
 def _action(subject: str, body: str, block_id=None):
@@ -77,7 +79,7 @@ def automations(settings: Settings, block_id=None) -> list:
             )
         ],
     )
-    return [failing, stale]
+    return [failing, stale, zombie_automation()]
 
 
 def _block_id(client, slug: str):

@@ -140,7 +140,9 @@ def _refresh_as_flow_run(s: Settings, sources: list[str] | None, force: bool) ->
 @friendly
 def search(
     query: Annotated[str, typer.Argument(help="What to look for")],
-    limit: Annotated[int, typer.Option("--limit", "-k", help="How many passages")] = 5,
+    limit: Annotated[
+        int, typer.Option("--k", "-k", "--limit", help="How many passages (--limit: the old name, as -k)")
+    ] = 5,
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")] = None,
     since: Annotated[str | None, typer.Option(help="Only passages published after (2026-11-01, 2d, 12h)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -153,6 +155,7 @@ def search(
 
     published_after = parse_when(since) if since else None
     s = settings()
+    _check_sources(s, source)
     result = _search_via_api(s, query, limit, source, published_after)
     if result is None:
         from flows.runtime import Runtime
@@ -175,13 +178,23 @@ def search(
         print_search(data, console)
 
 
+def _check_sources(s: Settings, sources: list[str] | None) -> None:
+    """A --source nobody knows is one sentence naming the known ones (exit 2), not an empty result."""
+    if sources:
+        from answering.requests import check_sources
+        from flows.runtime import Runtime
+
+        with Runtime(s) as rt:
+            check_sources(sources, rt.known_sources())
+
+
 def _search_via_api(s: Settings, query: str, limit: int, sources: list[str] | None, published_after):
     """The running `kup api`'s answer as a SearchResult, or None to search in this process."""
     from datetime import UTC, datetime
 
     from flows.api_client import find_api
 
-    body: dict = {"query": query, "limit": limit, "sources": sources or None}
+    body: dict = {"query": query, "k": limit, "sources": sources or None}
     if published_after is not None:
         days = (datetime.now(UTC) - published_after).total_seconds() / 86400
         if days <= 0:
@@ -201,16 +214,25 @@ def _search_via_api(s: Settings, query: str, limit: int, sources: list[str] | No
 @app.command()
 @friendly
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
-    """Show documents per source, pending work, failures, the last refresh and the freshness lag."""
+    """Show whether refreshes are completing (first line), documents per source, pending work, failures, the last
+    refresh and the freshness lag. Exit code 0: healthy, refreshing or not scheduled; 1: refreshes have stopped or a
+    source is failing or backing off (as for `kup refresh`)."""
+    from flows.deployments import read_specs
+    from flows.health import pipeline_health
     from flows.runtime import Runtime
     from flows.views import print_status, status_data, to_json
 
-    with Runtime(settings()) as rt:
+    s = settings()
+    with Runtime(s) as rt:
         data = status_data(rt)
+        health = pipeline_health(s, rt.catalog, read_specs())
+    data["health"] = health.as_dict()
     if as_json:
         console.print_json(to_json(data))
     else:
+        console.print(f"kup: {health.headline}", style="bold red" if health.exit_code else "green", markup=False)
         print_status(data, console)
+    raise typer.Exit(health.exit_code)
 
 
 def _run_deployment(name: str, parameters: dict, wait: bool) -> None:
@@ -288,11 +310,13 @@ def ask(
     ] = None,
 ) -> None:
     """Answer from the freshest passages with the base model plus the champion adapter, citing sources."""
-    from answering.requests import recent_since
+    from answering.requests import check_question, recent_since
     from flows.runtime import Runtime
     from flows.views import print_answer_end, to_json
 
+    question = check_question(question, mode, k)  # a question, mode and --k that will do, before any model loads
     recent_since(recent)  # refuses a non-positive or absurd --recent before the model loads
+    _check_sources(settings(), source)
     when = parse_when(as_of, "--as-of") if as_of else None
     if when is not None and len(as_of.strip()) == 10:  # a bare date: the whole of that day
         when += timedelta(days=1, microseconds=-1)
@@ -338,6 +362,8 @@ def api(
     from answering.api import create_app
     from answering.api_guards import ApiGuards, check_binding
     from flows.api_client import pipeline_id
+    from flows.deployments import read_specs
+    from flows.health import overdue_after, refresh_every
     from flows.runtime import Runtime
 
     s = settings()
@@ -352,7 +378,16 @@ def api(
     )
     with Runtime(s) as rt:
         console.print(f"kup API on http://{host}:{port} (docs at /docs; key {'required' if key else 'off'})")
-        app_ = create_app(rt.answerer, guards, pipeline=pipeline_id(s), catalog=rt.catalog)
+        every = refresh_every(read_specs())
+        overdue = overdue_after(every) if every else None  # kup_refresh_overdue: the rule `kup status` uses
+        app_ = create_app(
+            rt.answerer,
+            guards,
+            pipeline=pipeline_id(s),
+            catalog=rt.catalog,
+            overdue_after=overdue,
+            known_sources=rt.known_sources,
+        )
         uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
@@ -394,12 +429,18 @@ def up() -> None:
         from flows.alerts import apply_alerts
 
         console.print("Alerts: " + "; ".join(apply_alerts(s)), markup=False)
+        from flows.health import Monitor
+
+        monitor = Monitor(s, specs, lambda line: console.print(line, markup=False))
+        monitor.check()  # runs a stopped `kup up` left behind are crashed now, their slots freed
+        monitor.start()
         console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}", markup=False)
         console.print("Serving: " + ", ".join(spec.full_name for spec in specs) + "  (Ctrl-C stops)", markup=False)
         from flows.up_progress import announce_first_run
 
         announce_first_run(s.prefect_api_url, specs, console)
         serve_deployments(deployments)
+        monitor.stop()
     finally:
         stop_server(server)
 

@@ -58,6 +58,12 @@ class _QuietDeliberateFailures(logging.Filter):
             record.exc_info = record.exc_text = None
             if name != "Failed":  # a stale run: some sources are behind, nothing is broken in the run itself
                 record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        elif isinstance(exc, KeyboardInterrupt):
+            # Ctrl-C in the terminal of `kup up` reaches its flow runs too: the engine has marked the run Crashed
+            # ("aborted by an interrupt signal"); the traceback of where it was says nothing to the user.
+            record.msg, record.args = "flow run stopped by an interrupt signal (Ctrl-C): it ends Crashed", ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
         elif isinstance(exc, TimeoutError):
             record.msg, record.args = "task run timed out: %s", (str(exc),)
             record.exc_info = record.exc_text = None

@@ -84,6 +84,16 @@ class Runtime:
             self.dense.tokenize, chunk_tokens=self.settings.chunk_tokens, overlap_tokens=self.settings.chunk_overlap
         )
 
+    def known_sources(self) -> set[str]:
+        """Sources a search may name: those configured (when the sources file reads) and those the catalog holds."""
+        from errors import ConfigError
+
+        try:
+            configured = {source.name for source in self.sources()}
+        except ConfigError:
+            configured = set()
+        return configured | self.catalog.source_names()
+
     def requirements(self) -> dict[str, Requirements]:
         """What each configured source's documents must carry."""
         from indexing.validation import Requirements

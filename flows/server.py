@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from errors import ConfigError
+from flows.dead_runs import HEARTBEAT_SECONDS
 from flows.settings import Settings
 
 
@@ -41,6 +42,9 @@ def prefect_env(settings: Settings, *, api_url: str | None = None) -> dict[str, 
         # The runner looks for runs to start every 10 s by default: most of an event-driven refresh's wait
         # (bench/freshness.py). Every 2 s costs one small API query per poll.
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        # Each flow run says it is alive every 30 s (Prefect's minimum), so a run whose process is gone is found
+        # by its silence and crashed, freeing its deployment's concurrency slot (flows/dead_runs.py).
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS),
     }
     if api_url:
         env["PREFECT_API_URL"] = api_url
@@ -61,6 +65,9 @@ def start_server(settings: Settings, *, timeout: float = 90.0) -> subprocess.Pop
     env = {**os.environ, **prefect_env(settings)}
     env.pop("PREFECT_API_URL", None)  # the server itself must not talk to another API
     env["PREFECT_UI_API_URL"] = settings.prefect_api_url  # the dashboard's own calls (default: port 4200)
+    # Concurrency leases on disk (PREFECT_HOME/concurrency_leases), not in the server's memory: a slot taken
+    # before a restart is still known after it, and expires there if its run never comes back.
+    env.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem")
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [prefect, "server", "start", "--host", parts.hostname, "--port", str(parts.port or 4200)],

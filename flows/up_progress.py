@@ -11,6 +11,7 @@ import httpx
 from rich.console import Console
 
 from flows.deployments import DeploymentSpec
+from flows.server import dashboard_url
 
 WAIT_FOR_SCHEDULE = 180.0  # seconds to look for the first scheduled run (the scheduler creates them within a minute)
 
@@ -34,6 +35,23 @@ def first_scheduled_run(api_url: str, deployment: str, timeout: float = 5.0) -> 
     return datetime.fromisoformat(runs[0]["expected_start_time"].replace("Z", "+00:00"))
 
 
+def first_started_run(api_url: str, deployment: str, after: datetime, timeout: float = 5.0) -> dict | None:
+    """The first run of ``deployment`` that started after ``after`` (its id, name and start time), or None."""
+    body = {
+        "deployments": {"name": {"any_": [deployment]}},
+        "flow_runs": {"start_time": {"after_": after.isoformat()}},
+        "sort": "START_TIME_ASC",
+        "limit": 1,
+    }
+    try:
+        response = httpx.post(f"{api_url.rstrip('/')}/flow_runs/filter", json=body, timeout=timeout)
+        response.raise_for_status()
+        runs = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return runs[0] if runs and runs[0].get("start_time") else None
+
+
 def schedule_words(spec: DeploymentSpec) -> str:
     """A deployment's schedules in words: ``every 60 s``, ``cron 0 3 * * * (UTC)``."""
     words = []
@@ -53,19 +71,35 @@ def announce_first_run(api_url: str, specs: list[DeploymentSpec], console: Conso
     if refresh is None or not refresh.schedules:
         return None
 
+    began = datetime.now(UTC)
+
     def watch() -> None:
         deadline = time.monotonic() + WAIT_FOR_SCHEDULE
-        while time.monotonic() < deadline:
-            if (when := first_scheduled_run(api_url, refresh.name)) is not None:
-                wait = max(0, round((when - datetime.now(UTC)).total_seconds()))
+        while (when := first_scheduled_run(api_url, refresh.name)) is None:
+            if time.monotonic() > deadline:
                 console.print(
-                    f"First refresh at {when.astimezone(UTC):%H:%M:%S} UTC (in {wait} s), then "
-                    f"{schedule_words(refresh)}; each run shows in the dashboard and `kup status`",
+                    f"No refresh scheduled after {WAIT_FOR_SCHEDULE:.0f} s; `kup refresh` runs one now", markup=False
+                )
+                return
+            time.sleep(2)
+        wait = max(0, round((when - datetime.now(UTC)).total_seconds()))
+        console.print(
+            f"First refresh scheduled for {when.astimezone(UTC):%H:%M:%S} UTC (in {wait} s; it starts once its "
+            f"process has loaded), then {schedule_words(refresh)}; each run shows in the dashboard and `kup status`",
+            markup=False,
+        )
+        deadline = time.monotonic() + wait + WAIT_FOR_SCHEDULE
+        while time.monotonic() < deadline:
+            if (run := first_started_run(api_url, refresh.name, began)) is not None:
+                started = datetime.fromisoformat(run["start_time"].replace("Z", "+00:00"))
+                console.print(
+                    f"First refresh started at {started.astimezone(UTC):%H:%M:%S} UTC: "
+                    f"{dashboard_url(api_url)}/runs/flow-run/{run['id']} (its Artifacts tab has the kup-status "
+                    "report)",
                     markup=False,
                 )
                 return
             time.sleep(2)
-        console.print(f"No refresh scheduled after {WAIT_FOR_SCHEDULE:.0f} s; `kup refresh` runs one now", markup=False)
 
     thread = threading.Thread(target=watch, name="kup-up-first-run", daemon=True)
     thread.start()

@@ -153,6 +153,7 @@ def status_data(runtime: Runtime) -> dict[str, Any]:
                 "warning": state.get("warning"),
                 "cursor": position,
                 "cursor_lag_seconds": lag,
+                "read_to_end_at": _when((state.get("cursor") or {}).get("read_to_end_at")),
             }
         )
     totals: dict[str, int] = {}
@@ -223,8 +224,15 @@ def print_status(data: dict[str, Any], console: Console) -> None:
             notes.append(f"{row['source']}: no longer in the sources file")
         if row["cursor"] is not None:
             lag = row["cursor_lag_seconds"]
-            behind = f" (lag {human_duration(lag)})" if lag is not None else ""
-            notes.append(f"{row['source']}: cursor {row['cursor']}{behind}")
+            if row.get("read_to_end_at") is not None:  # the newest change is old because nothing changed since
+                newest = f", newest change {human_duration(lag)} old" if lag is not None else ""
+                notes.append(
+                    f"{row['source']}: up to date as of its last read {_ago(row['read_to_end_at'], now)} "
+                    f"(cursor {row['cursor']}{newest})"
+                )
+            else:
+                behind = f" (lag {human_duration(lag)})" if lag is not None else ""
+                notes.append(f"{row['source']}: cursor {row['cursor']}{behind}")
     console.print(table)
     for note in notes:
         console.print(f"  {note}", markup=False)

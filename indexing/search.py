@@ -46,7 +46,7 @@ def search(
     if len(query) > MAX_QUERY_CHARS:
         raise InputError(f"the query is {len(query)} characters long; keep it under {MAX_QUERY_CHARS}")
     if not 1 <= limit <= 100:
-        raise InputError("--limit must be between 1 and 100")
+        raise InputError("-k must be between 1 and 100")
     t0 = time.perf_counter()
     dense_vec = dense.encode_query(query)
     sparse_vec = sparse.encode_query(query)

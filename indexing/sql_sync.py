@@ -111,6 +111,7 @@ def ingest_sql(
                     catalog.save_cursor(source.name, "sql", state)  # only after the batch is committed
                 if on_batch:
                     on_batch(batch)
+            state["read_to_end_at"] = now.isoformat()  # every change up to this read is in: caught up then
             last = state.get("reconciled_at")
             due = source.reconcile_minutes is not None and (
                 last is None or datetime.fromisoformat(last) + timedelta(minutes=source.reconcile_minutes) <= now

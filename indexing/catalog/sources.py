@@ -10,7 +10,7 @@ from sqlalchemy import Connection, select, update
 
 from indexing.catalog.engine import now_utc
 from indexing.catalog.failures import SOURCE_ITEM, Failures
-from indexing.schema import failures, source_state
+from indexing.schema import documents, failures, source_state
 
 MAX_SOURCE_WAIT = timedelta(hours=1)  # the longest a failing source is left alone, whatever a server asks
 
@@ -22,6 +22,13 @@ def backoff(attempts: int, *, base: float = 60.0, cap: float = MAX_SOURCE_WAIT.t
 
 class Sources(Failures):
     """The source_state table: one row per source, moved only after the work before it is committed."""
+
+    def source_names(self) -> set[str]:
+        """Every source the catalog holds documents or state for (what a search may name)."""
+        with self._read() as conn:
+            held = conn.execute(select(documents.c.source).distinct()).scalars().all()
+            known = conn.execute(select(source_state.c.source)).scalars().all()
+        return set(held) | set(known)
 
     def source_cursor(self, source: str) -> dict[str, Any] | None:
         with self._read() as conn:

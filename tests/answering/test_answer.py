@@ -94,6 +94,37 @@ def test_bad_questions_are_refused_clearly(answerer) -> None:
         answerer.answer("why?", mode="oracle")
 
 
+def test_an_answer_that_is_not_generated_is_still_printed(answerer, monkeypatch) -> None:
+    """Nothing in the index is about the question: the terminal shows the same sentence --json says."""
+    from dataclasses import replace
+
+    monkeypatch.setattr(answerer, "profile", replace(answerer.profile, min_relevance=0.999))
+    streamed: list[str] = []
+    answer = answerer.answer("Who won the 2026 World Chess Championship?", on_text=streamed.append)
+    assert answer.text == "The passages do not say." and "".join(streamed) == answer.text
+
+
+@pytest.mark.parametrize("mode", ["prompt", "rag-token"])
+def test_a_library_warning_during_generation_never_reaches_the_answer(answerer, mode, capfd) -> None:
+    import warnings
+
+    model = answerer.lm.get().model
+
+    def warn(*_):
+        warnings.warn("`past_key_values` is deprecated", FutureWarning, stacklevel=1)
+
+    hook = model.register_forward_pre_hook(warn)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # one that escaped would fail the test here
+            streamed: list[str] = []
+            answer = answerer.answer("When did the Veltmark harbour reopen?", mode=mode, k=2, on_text=streamed.append)
+    finally:
+        hook.remove()
+    out, err = capfd.readouterr()
+    assert "FutureWarning" not in "".join(streamed) + answer.text + out + err
+
+
 def test_an_empty_index_says_so(answerer, tmp_path) -> None:
     answerer.store = EdgeStore(tmp_path / "empty")
     with pytest.raises(KupError, match="run `kup refresh` first"):
@@ -150,7 +181,10 @@ def test_cli_ask(filled, tmp_path, tiny_model_dir, monkeypatch) -> None:
     assert all(p["story_urls"] for p in answer["passages"])  # every outlet of each passage's story
     human = runner.invoke(app, ["--data-dir", str(data_dir), "ask", "Who won the election?", "--mode", "rag-token"])
     assert human.exit_code == 0 and "Sources:" in human.output and "https://news.example.com/1" in human.output
-    assert runner.invoke(app, ["--data-dir", str(data_dir), "ask", ""]).exit_code == 2
+    for bad in ("", "   ", "x" * 9000):  # refused in one sentence before any model is prepared or loaded
+        refused = runner.invoke(app, ["--data-dir", str(tmp_path / "fresh"), "ask", bad])
+        assert refused.exit_code == 2 and "question" in refused.output and "Traceback" not in refused.output
+        assert not (tmp_path / "fresh" / "models").exists()
     empty = runner.invoke(app, ["--data-dir", str(tmp_path / "nothing"), "ask", "Anything?"])
     assert empty.exit_code == 2 and "kup refresh" in empty.output and "Traceback" not in empty.output
 

@@ -79,11 +79,15 @@ def test_an_empty_query_is_refused() -> None:
 def test_search_errors_over_http(filled, dense, sparse, tmp_path) -> None:
     lm = LanguageModel(tmp_path / "data", None)  # never loaded: /search does not generate
     with serving(Answerer(filled, dense, sparse, lm)) as url:
-        found = httpx.post(f"{url}/search", json={"query": "harbour pier", "limit": 1, "recent_days": 36500})
+        found = httpx.post(f"{url}/search", json={"query": "harbour pier", "k": 1, "recent_days": 36500})
         assert found.status_code == 200 and found.json()["hits"][0]["title"] == "Harbour reopens"
+        assert len(found.json()["hits"]) == 1 and "notes" not in found.json()
         blank = httpx.post(f"{url}/search", json={"query": "   "})
         assert blank.status_code == 422 and blank.json()["detail"].startswith("the query is empty")
+        assert httpx.post(f"{url}/search", json={"query": "x", "k": 101}).status_code == 422
         assert httpx.post(f"{url}/search", json={"query": "x", "limit": 101}).status_code == 422
+        both = httpx.post(f"{url}/search", json={"query": "x", "k": 2, "limit": 3})
+        assert both.status_code == 422 and "not both" in str(both.json())
         assert httpx.post(f"{url}/search", json={"query": "x", "recent_days": 1e12}).status_code == 422
         assert httpx.post(f"{url}/search", json={"query": "x", "recent_days": 0}).status_code == 422
 
@@ -91,6 +95,20 @@ def test_search_errors_over_http(filled, dense, sparse, tmp_path) -> None:
     with serving(Answerer(down, dense, sparse, lm)) as url:
         unavailable = httpx.post(f"{url}/search", json={"query": "harbour"}, timeout=30)
         assert unavailable.status_code == 503 and "Qdrant" in unavailable.json()["detail"]
+
+
+def test_the_old_limit_still_works_with_a_note_and_an_unknown_source_is_named(filled, dense, sparse, tmp_path) -> None:
+    lm = LanguageModel(tmp_path / "data", None)
+    app = create_app(Answerer(filled, dense, sparse, lm), known_sources=lambda: {"coastal-news", "wire"})
+    with serving_app(app) as url:
+        old = httpx.post(f"{url}/search", json={"query": "harbour pier", "limit": 2}).json()
+        assert len(old["hits"]) == 2 and old["notes"] == ["`limit` is deprecated: use `k`, as /ask and the CLI do"]
+        for path, body in (("/search", {"query": "harbour"}), ("/ask", {"question": "When?"})):
+            typo = httpx.post(f"{url}{path}", json={**body, "sources": ["coastal-new"]}, timeout=30)
+            assert typo.status_code == 422
+            assert typo.json()["detail"] == "unknown source 'coastal-new'; known sources: coastal-news, wire"
+        known = httpx.post(f"{url}/search", json={"query": "harbour", "sources": ["wire"]})
+        assert known.status_code == 200
 
 
 def test_ask_errors_over_http(answerer, tmp_path) -> None:

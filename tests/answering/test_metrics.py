@@ -72,3 +72,19 @@ def test_metrics_are_prometheus_text_from_the_catalog_behind_the_guards(tmp_path
     assert m["kup_last_refresh_duration_seconds"][()] == 12.5
     assert m["kup_last_refresh_healthy"][()] == 0
     assert m["kup_embedding_chunks_per_second"][()] == 5.0
+
+
+def test_refresh_overdue_follows_the_rule_kup_status_uses(tmp_path) -> None:
+    """The last refresh finished 62.5 s ago: not overdue after 180 s, overdue after 60 s."""
+    catalog = _catalog(tmp_path)
+    answerer = Answerer(EdgeStore(tmp_path / "index"), None, None, None)
+    seen = {}
+    try:
+        for limit in (180.0, 60.0, None):
+            app = create_app(answerer, ApiGuards(api_key=KEY), catalog=catalog, overdue_after=limit)
+            with serving_app(app) as url:
+                text = httpx.get(f"{url}/metrics", headers={"X-API-Key": KEY}, timeout=10).text
+            seen[limit] = _families(text).get("kup_refresh_overdue", {}).get(())
+    finally:
+        catalog.close()
+    assert seen == {180.0: 0.0, 60.0: 1.0, None: None}

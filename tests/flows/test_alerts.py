@@ -24,7 +24,14 @@ def test_alerts_follow_the_settings_and_replace_their_earlier_versions() -> None
     names = apply_alerts(load_settings(alert_failed_runs=4, alert_freshness_seconds=1800))
     with get_client(sync_client=True) as client:
         ours = _ours(client)
-    assert sorted(ours) == sorted(names) == ["kup: no fresh refresh for 30 min", "kup: refresh failing 4 runs in a row"]
+    assert sorted(ours) == sorted(names) == [
+        "kup: crash runs whose process is gone",
+        "kup: no fresh refresh for 30 min",
+        "kup: refresh failing 4 runs in a row",
+    ]
+    zombies = ours["kup: crash runs whose process is gone"]  # Prefect's "detect zombie flows", for kup's runs
+    assert zombies.trigger.posture == "Proactive" and zombies.trigger.after == {"prefect.flow-run.heartbeat"}
+    assert zombies.trigger.for_each == {"prefect.resource.id"} and zombies.actions[0].type == "change-flow-run-state"
     failing = ours["kup: refresh failing 4 runs in a row"]
     assert failing.trigger.threshold == 4 and failing.trigger.within.total_seconds() == 4 * 60 + 30
     assert failing.trigger.expect == {"prefect.flow-run.Stale", "prefect.flow-run.Failed"}
@@ -37,9 +44,10 @@ def test_alerts_follow_the_settings_and_replace_their_earlier_versions() -> None
     with get_client(sync_client=True) as client:
         ours = _ours(client)
         block = client.read_block_document_by_name("kup-ops", "custom-webhook")
-    assert len(ours) == 2
-    assert all(a.actions[0].type == "send-notification" for a in ours.values())
-    assert all(a.actions[0].block_document_id == block.id for a in ours.values())
+    alerts = {name: a for name, a in ours.items() if name != "kup: crash runs whose process is gone"}
+    assert len(alerts) == 2
+    assert all(a.actions[0].type == "send-notification" for a in alerts.values())
+    assert all(a.actions[0].block_document_id == block.id for a in alerts.values())
 
     with pytest.raises(ConfigError, match="names custom-webhook/missing, which the Prefect server does not have"):
         apply_alerts(load_settings(alert_block="custom-webhook/missing"))

@@ -106,7 +106,10 @@ def test_search_on_an_empty_index_says_so(pipeline) -> None:
     [
         (["search", "   "], "query is empty"),
         (["search", "x", "--since", "last tuesday"], "--since 'last tuesday' is not a date"),
-        (["search", "x", "--limit", "0"], "--limit must be between 1 and 100"),
+        (["search", "x", "--limit", "0"], "-k must be between 1 and 100"),
+        (["search", "x", "-k", "101"], "-k must be between 1 and 100"),
+        (["search", "harbour", "--source", "wrold"], "unknown source 'wrold'; known sources: world"),
+        (["ask", "harbour", "--source", "wrold"], "unknown source 'wrold'; known sources: world"),
         (["refresh", "--source", "nope"], "unknown source(s): nope"),
         (["--sources", "/does/not/exist.yaml", "refresh"], "does not exist"),
         (["search", "x", "--since", "999999d"], "--since '999999d' reaches back before the calendar begins"),

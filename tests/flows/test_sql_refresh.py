@@ -136,8 +136,10 @@ def test_status_shows_the_cursor_and_its_lag(pipeline, wiki_db, restore_environ)
     wiki_row = next(s for s in json.loads(result.stdout)["sources"] if s["source"] == "wiki")
     assert wiki_row["kind"] == "sql" and wiki_row["cursor"].startswith("2026-11-20T09:03")
     assert wiki_row["cursor_lag_seconds"] > 0
+    assert wiki_row["read_to_end_at"]  # the read went to the end: the old cursor is "nothing changed since"
     human = CliRunner().invoke(app, ["status"])
     assert "cursor 2026-11-20T09:03" in human.output
+    assert "wiki: up to date as of its last read" in human.output and "newest change" in human.output
 
 
 def test_the_database_password_never_shows(pipeline, wiki_db, monkeypatch, restore_environ) -> None:

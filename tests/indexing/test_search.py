@@ -53,8 +53,8 @@ def test_filters_by_source_and_publication_date(store, dense, sparse) -> None:
     [
         ("   ", 5, "the query is empty"),
         ("x" * (MAX_QUERY_CHARS + 1), 5, f"keep it under {MAX_QUERY_CHARS}"),
-        ("harbour", 0, "--limit must be between 1 and 100"),
-        ("harbour", 101, "--limit must be between 1 and 100"),
+        ("harbour", 0, "-k must be between 1 and 100"),
+        ("harbour", 101, "-k must be between 1 and 100"),
     ],
 )
 def test_bad_queries_are_refused_with_what_to_change(store, dense, sparse, query, limit, message) -> None:
