@@ -24,11 +24,15 @@ def test_alerts_follow_the_settings_and_replace_their_earlier_versions() -> None
     names = apply_alerts(load_settings(alert_failed_runs=4, alert_freshness_seconds=1800))
     with get_client(sync_client=True) as client:
         ours = _ours(client)
-    assert sorted(ours) == sorted(names) == [
-        "kup: crash runs whose process is gone",
-        "kup: no fresh refresh for 30 min",
-        "kup: refresh failing 4 runs in a row",
-    ]
+    assert (
+        sorted(ours)
+        == sorted(names)
+        == [
+            "kup: crash runs whose process is gone",
+            "kup: no fresh refresh for 30 min",
+            "kup: refresh failing 4 runs in a row",
+        ]
+    )
     zombies = ours["kup: crash runs whose process is gone"]  # Prefect's "detect zombie flows", for kup's runs
     assert zombies.trigger.posture == "Proactive" and zombies.trigger.after == {"prefect.flow-run.heartbeat"}
     assert zombies.trigger.for_each == {"prefect.resource.id"} and zombies.actions[0].type == "change-flow-run-state"
