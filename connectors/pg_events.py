@@ -268,6 +268,7 @@ class Listener:
             self.by_dsn.setdefault(conninfo(source, env), []).append(source)
         self._threads: list[threading.Thread] = []
         self.connected = threading.Event()
+        self.replaced_by: str | None = None  # set by whoever runs it when another listener took over
 
     def start(self) -> Listener:
         for dsn, sources in self.by_dsn.items():

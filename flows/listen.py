@@ -10,8 +10,9 @@ documented fallback, seconds slower (process start, imports, model load). Both e
 An in-process refresh and a flow run (or the minute refresh) may overlap safely: the cursor's re-reads are
 idempotent (content hashes) and indexing claims documents under leases, so no document is written twice.
 
-The flow runs for one schedule slot (``minutes``) and the next scheduled run takes over; ``kup events listen`` runs
-the same loop as a plain process for as long as it is left running.
+The flow runs for one schedule slot (``minutes``) and hands over to the next slot's run once that one is connected
+(``flows.handover``: no gap, no second listener); ``kup events listen`` runs the same loop as a plain process, and
+the newest of the two listens.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from prefect import flow, get_run_logger
 from prefect.states import Completed
@@ -36,7 +36,6 @@ quiet_deliberate_failures()
 
 EVENT = "kup.source.changed"  # the refresh-on-event deployment's trigger refreshes the source
 REFRESHED = "kup.source.refreshed"  # the listener refreshed the source itself (for the event feed; no trigger)
-HANDOVER_SECONDS = 5.0  # a slot's run stops this long before the next slot's run is due
 
 
 def event_sources(settings: Settings, *, required: bool = True) -> list[SqlSource]:
@@ -141,9 +140,13 @@ def listen_here(
     refresh_here: bool = True,
     on_start: Callable[[Listener], None] | None = None,
     on_change: Callable[[str], None] | None = None,
+    label: str = "kup events listen",
 ) -> Listener:
-    """Listen in this process for ``seconds`` (forever when None, or until KeyboardInterrupt); each change is
-    refreshed here (``refresh_here``) or sent as ``kup.source.changed`` for the deployment trigger."""
+    """Listen in this process for ``seconds`` (forever when None, or until KeyboardInterrupt, or until another
+    listener takes the ``listen`` role: see ``flows.handover``); each change is refreshed here (``refresh_here``)
+    or sent as ``kup.source.changed`` for the deployment trigger."""
+    from flows.handover import Role
+
     say = on_change or logger.info
     refresher = RefreshHere(settings, event_sources(settings), say) if refresh_here else None
 
@@ -157,10 +160,14 @@ def listen_here(
         heard = listener(settings, refresher or requested)
         if on_start:
             on_start(heard)
+        role = Role(settings, "listen", label, say).hold(heard.connected, heard.stop)
         try:
             heard.run(seconds)
         except KeyboardInterrupt:
             heard.stop()
+        finally:
+            role.release()
+        heard.replaced_by = role.replaced_by
         return heard
     finally:
         if refresher is not None:
@@ -176,12 +183,13 @@ def flush_events() -> None:
 
 
 def slot_seconds(minutes: float) -> float:
-    """Seconds left in this run's schedule slot (from its scheduled start), so consecutive runs hand over."""
+    """Seconds this run may work: to the end of its schedule slot (from its scheduled start) and the grace for the
+    next slot's run to take over; it stops as soon as that run has (``flows.handover``)."""
     from prefect.runtime import flow_run
 
-    start = flow_run.scheduled_start_time or datetime.now(UTC)
-    end = start + timedelta(minutes=minutes) - timedelta(seconds=HANDOVER_SECONDS)
-    return max(10.0, (end - datetime.now(UTC)).total_seconds())
+    from flows.handover import slot_end
+
+    return slot_end(minutes, flow_run.scheduled_start_time)
 
 
 @flow(name="listen")
@@ -197,10 +205,17 @@ def listen(minutes: float = 10.0, refresh_here: bool = True):
         seconds = slot_seconds(minutes)
         how = "refreshing here" if refresh_here else "the refresh-on-event deployment refreshes"
         run_logger.info("listening to %s for %.0f s (%s)", ", ".join(s.name for s in sources), seconds, how)
-        heard = listen_here(settings, seconds, refresh_here=refresh_here, on_change=run_logger.info)
+        from prefect.runtime import flow_run
+
+        heard = listen_here(
+            settings, seconds, refresh_here=refresh_here, on_change=run_logger.info, label=f"listen run {flow_run.name}"
+        )
     except KupError as exc:
         run_logger.error("listen failed: %s", exc)
         return failed(str(exc))
     finally:
         flush_events()
-    run_logger.info("stopped listening after %d connection(s); the next run takes over", heard.connects)
+    if heard.replaced_by:
+        run_logger.info("stopped listening after %d connection(s): %s listens now", heard.connects, heard.replaced_by)
+    else:
+        run_logger.info("stopped listening after %d connection(s); no run took over", heard.connects)

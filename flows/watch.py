@@ -1,8 +1,8 @@
 """The watch flow: hot feeds (``poll_seconds`` in sources.yaml) polled every few seconds by one long-lived process.
 
 The process loads the encoders once and keeps them; each poll is a conditional GET, and what a poll commits is
-indexed at once (see ``indexing.watch``). The flow runs for one schedule slot (``minutes``), then the next
-scheduled run takes over; ``kup watch`` runs the same loop as a plain process.
+indexed at once (see ``indexing.watch``). The flow runs for one schedule slot (``minutes``) and hands over to the
+next slot's run once that one is ready (``flows.handover``); ``kup watch`` runs the same loop as a plain process.
 """
 
 from __future__ import annotations
@@ -47,13 +47,24 @@ def watcher(runtime: Runtime, on_change=None) -> FeedWatcher:
     return FeedWatcher(feeds, pull, runtime.indexer.run, on_change=on_change)
 
 
-def watch_here(settings: Settings, seconds: float | None, on_start=None, on_change=None) -> WatchStats:
-    """Watch the hot feeds in this process for ``seconds`` (forever when None)."""
+def watch_here(
+    settings: Settings, seconds: float | None, on_start=None, on_change=None, label: str = "kup watch"
+) -> WatchStats:
+    """Watch the hot feeds in this process for ``seconds`` (forever when None), or until another watcher takes the
+    ``watch`` role (``flows.handover``: the newest watches)."""
+    from flows.handover import Role
+
     with Runtime(settings) as runtime:
-        watching = watcher(runtime, on_change)
+        watching = watcher(runtime, on_change)  # models loaded: ready to take over
         if on_start:
             on_start(watching)
-        return watching.run(seconds)
+        role = Role(settings, "watch", label, on_change or logger.info).hold(None, watching.stop)
+        try:
+            stats = watching.run(seconds)
+        finally:
+            role.release()
+        stats.replaced_by = role.replaced_by
+        return stats
 
 
 def stats_line(stats: WatchStats) -> str:
@@ -78,9 +89,13 @@ def watch(minutes: float = 10.0):
             names = ", ".join(f"{f.name} every {f.poll_seconds:g} s" for f in watching.feeds)
             run_logger.info("watching %s for %.0f s", names, seconds)
 
-        stats = watch_here(settings, seconds, started, run_logger.info)
+        from prefect.runtime import flow_run
+
+        stats = watch_here(settings, seconds, started, run_logger.info, label=f"watch run {flow_run.name}")
     except KupError as exc:
         run_logger.error("watch failed: %s", exc)
         return failed(str(exc))
-    run_logger.info("watch done: %s", stats_line(stats))
+    run_logger.info(
+        "watch done: %s%s", stats_line(stats), f"; {stats.replaced_by} watches now" if stats.replaced_by else ""
+    )
     return stats.__dict__

@@ -139,3 +139,14 @@ refresh_runs = Table(
     Column("finished_at", UTCDateTime(), nullable=False),
     Column("summary", JSON, nullable=False),
 )
+
+# Long-lived jobs that must run once at a time (the database listener, the hot-feed watcher): who holds each now.
+# The newest run takes the role when it is ready; the one it replaces sees that at its next renewal and stops.
+roles = Table(
+    "roles",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("since", UTCDateTime(), nullable=False),
+    Column("renewed_at", UTCDateTime(), nullable=False),
+)

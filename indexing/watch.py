@@ -39,6 +39,7 @@ class WatchStats:
     failures: int = 0
     index_seconds: float = 0.0
     per_source: dict[str, int] = field(default_factory=dict)  # polls per source
+    replaced_by: str | None = None  # the watcher that took over from this one, if one did
 
 
 def _committed(report: SourceReport) -> int:

@@ -11,14 +11,15 @@ from indexing.catalog.engine import _MIGRATIONS as _MIGRATIONS  # where the sche
 from indexing.catalog.engine import now_utc
 from indexing.catalog.failures import SOURCE_ITEM
 from indexing.catalog.leases import Leases, lease_owner
+from indexing.catalog.roles import Roles
 from indexing.catalog.rows import LIVE_STATUSES, DocRow
 from indexing.catalog.runs import Runs
 from indexing.catalog.sources import Sources, backoff
 from indexing.catalog.stories import Stories
 
 
-class Catalog(Documents, Leases, Stories, Sources, Runs):
-    """Documents, leases, stories, sources, failures and runs over one database (see each module)."""
+class Catalog(Documents, Leases, Stories, Sources, Runs, Roles):
+    """Documents, leases, stories, sources, failures, runs and roles over one database (see each module)."""
 
 
 __all__ = ["LIVE_STATUSES", "SOURCE_ITEM", "Catalog", "DocRow", "backoff", "lease_owner", "now_utc"]

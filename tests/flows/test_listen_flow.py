@@ -71,7 +71,9 @@ def test_a_notify_becomes_a_prefect_event_with_the_row_key_only(tmp_path, pg, mo
 
     writer = threading.Thread(target=write_soon)
     writer.start()
-    state = listen(minutes=0.25, refresh_here=False, return_state=True)  # the shortest slot: 10 s
+    state = listen(
+        minutes=0.25, refresh_here=False, return_state=True
+    )  # a 15 s slot and its 7.5 s grace (no successor comes)
     writer.join()
     assert state.is_completed(), state.message
 
