@@ -436,9 +436,15 @@ def up() -> None:
         monitor.start()
         console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}", markup=False)
         console.print("Serving: " + ", ".join(spec.full_name for spec in specs) + "  (Ctrl-C stops)", markup=False)
-        from flows.up_progress import announce_first_run
+        from connectors import load_sources
+        from flows.up_progress import announce_first_run, long_lived_jobs, start_now
 
         announce_first_run(s.prefect_api_url, specs, console)
+        try:  # a listener and a watcher from the start, not from the next round 10 minutes
+            jobs = [job for job in long_lived_jobs(load_sources(s.sources_file)) if job in {x.name for x in specs}]
+        except KupError:
+            jobs = []  # the refresh says what is wrong with the sources file, once a minute
+        start_now(s.prefect_api_url, jobs, console)
         serve_deployments(deployments)
         monitor.stop()
     finally:

@@ -104,3 +104,60 @@ def announce_first_run(api_url: str, specs: list[DeploymentSpec], console: Conso
     thread = threading.Thread(target=watch, name="kup-up-first-run", daemon=True)
     thread.start()
     return thread
+
+
+def long_lived_jobs(sources: list) -> list[str]:
+    """The long-lived deployments this pipeline has work for: ``listen`` (a source says ``events: notify``) and
+    ``watch`` (a feed has ``poll_seconds``)."""
+    from connectors.sources import SqlSource
+    from indexing.watch import hot_feeds
+
+    jobs = []
+    if any(isinstance(s, SqlSource) and s.events == "notify" for s in sources):
+        jobs.append("listen")
+    if hot_feeds(sources):
+        jobs.append("watch")
+    return jobs
+
+
+def start_now(
+    api_url: str, deployments: list[str], console: Console, timeout: float = 120.0
+) -> threading.Thread | None:
+    """In the background, once ``kup up`` serves them, start a run of each of ``deployments`` that has none
+    running: their schedule slots fall on round 10 minutes, and nothing should wait for one to listen."""
+    if not deployments:
+        return None
+    base = api_url.rstrip("/")
+
+    def start_one(deployment: dict) -> None:
+        live = httpx.post(
+            f"{base}/flow_runs/filter",
+            json={
+                "deployments": {"id": {"any_": [deployment["id"]]}},
+                "flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}},
+                "limit": 1,
+            },
+            timeout=10,
+        ).json()
+        if not live:
+            httpx.post(f"{base}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10).raise_for_status()
+            console.print(f"Started {deployment['name']} now (its slots are every 10 min)", markup=False)
+
+    def start() -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(deployments)
+        while pending and time.monotonic() < deadline:
+            try:
+                found = httpx.post(
+                    f"{base}/deployments/filter", json={"deployments": {"name": {"any_": pending}}}, timeout=10
+                ).json()
+                for deployment in found:
+                    start_one(deployment)
+                    pending.remove(deployment["name"])
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass  # the server is busy registering the deployments: asked again in a moment
+            time.sleep(2)
+
+    thread = threading.Thread(target=start, name="kup-up-long-lived", daemon=True)
+    thread.start()
+    return thread

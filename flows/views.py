@@ -324,6 +324,12 @@ def print_refresh(summary: dict[str, Any], console: Console) -> None:
         f"{index['unchanged']} unchanged, {index['deleted']} deleted, {index['failed']} failed",
         markup=False,
     )
+    seen = summary.get("first_seen_lag_seconds") or {}
+    if seen.get("p50") is not None:  # the same figures `kup status` shows, by the same rule
+        console.print(
+            f"first seen to searchable: p50 {human_duration(seen['p50'])}, p95 {human_duration(seen['p95'])}",
+            markup=False,
+        )
     if lag["p50"] is not None:
         console.print(
             f"published to searchable: p50 {human_duration(lag['p50'])}, p95 {human_duration(lag['p95'])}",

@@ -152,7 +152,8 @@ def finish_refresh(
     """Summarize the run, judge it against each source's failure streak, and record it in the catalog (with
     ``extra`` figures, such as the model's drift, kept in the summary beside the run's own)."""
     finished = now_utc()
-    summary = summarize(reports, index_report, (finished - started).total_seconds())
+    samples = catalog.searchable_samples(started)  # the versions this run made searchable, as `kup status` counts
+    summary = summarize(reports, index_report, (finished - started).total_seconds(), samples)
     streaks = catalog.failure_streaks([report.source for report in reports])
     verdict = refresh_verdict(summary, streaks)
     summary["verdict"] = {"status": verdict.status, "message": verdict.message}
@@ -171,9 +172,15 @@ def done_line(outcome: RefreshOutcome) -> str:
     """The run in one log line: time, counts, freshness lag and the verdict."""
     summary = outcome.summary
     lag, totals = summary["freshness_lag_seconds"], summary["totals"]
+    seen = summary.get("first_seen_lag_seconds") or {}
+    figures = []
+    if seen.get("p50") is not None:
+        figures.append(f"first seen to searchable p50 {human_duration(seen['p50'])}, p95 {human_duration(seen['p95'])}")
+    if lag.get("p50") is not None:
+        figures.append(f"published to searchable p50 {human_duration(lag['p50'])}, p95 {human_duration(lag['p95'])}")
     return (
         f"refresh done in {human_duration(summary['seconds'])}: {totals['new']} new, {totals['updated']} updated, "
         f"{totals['unchanged']} unchanged, {totals['deleted']} deleted, {totals['failed']} failed; "
-        f"lag published to searchable p50 {human_duration(lag['p50'])}, p95 {human_duration(lag['p95'])}; "
-        f"{outcome.verdict.message}"
+        + ("; ".join(figures) + "; " if figures else "")
+        + outcome.verdict.message
     )

@@ -89,15 +89,27 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3)}
 
 
-def summarize(sources: list[SourceReport], index: IndexReport, seconds: float) -> dict[str, Any]:
-    """A JSON-ready summary of one refresh run."""
-    lag = percentiles(index.all_lags())
+def summarize(
+    sources: list[SourceReport], index: IndexReport, seconds: float, samples: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A JSON-ready summary of one refresh run. With ``samples`` (``Catalog.searchable_samples`` since the run
+    began) its lags are the ones ``kup status`` reports, by the same rule: published to searchable for new items
+    published after their source was added, first seen to searchable for every version the run made searchable;
+    without, publication to indexing of what it indexed."""
+
+    def lags(source: str | None, kind: str) -> list[float]:
+        if samples is None:
+            return index.lags.get(source, []) if source else index.all_lags()
+        key = "published_lag" if kind == "published" else "first_seen_lag"
+        return [x[key] for x in samples if x[key] is not None and (source is None or x["source"] == source)]
+
+    lag = percentiles(lags(None, "published"))
     per_source = []
     for report in sources:
         row = asdict(report)
         row["ok"] = report.ok
         row["quarantined"] = index.quarantined_by_source.get(report.source, 0)
-        row["freshness_lag_seconds"] = percentiles(index.lags.get(report.source, []))
+        row["freshness_lag_seconds"] = percentiles(lags(report.source, "published"))
         per_source.append(row)
     totals = {
         key: sum(getattr(r, key) for r in sources) for key in ("new", "updated", "unchanged", "deleted", "failed")
@@ -109,6 +121,7 @@ def summarize(sources: list[SourceReport], index: IndexReport, seconds: float) -
         "failed_sources": [r.source for r in sources if not r.ok],
         "index": index.as_dict(),
         "freshness_lag_seconds": lag,
+        "first_seen_lag_seconds": percentiles(lags(None, "first_seen")),
     }
 
 

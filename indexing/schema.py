@@ -70,7 +70,8 @@ documents = Table(
     Column("version", Integer, nullable=False, default=1),
     Column("first_seen_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
-    Column("indexed_at", UTCDateTime()),
+    Column("indexed_at", UTCDateTime()),  # its points last written (a reindex or a backfill moves it)
+    Column("searchable_at", UTCDateTime()),  # its current content first searchable (re-indexing does not move it)
     Column("indexed_version", Integer),
     Column("chunk_count", Integer),
     Column("attempts", Integer, nullable=False, default=0),
@@ -83,6 +84,7 @@ documents = Table(
     Index("ix_documents_status_next", "status", "next_attempt_at"),
     Index("ix_documents_source_status", "source", "status"),
     Index("ix_documents_indexed_at", "indexed_at"),
+    Index("ix_documents_updated_at", "updated_at"),
     Index("ix_documents_lease_until", "lease_until"),
     Index("ix_documents_story_id", "story_id"),
 )

@@ -104,6 +104,17 @@ class Leases(Stories):
                     .values(
                         status=case((documents.c.deleted_at.is_(None), "indexed"), else_="deleted"),
                         indexed_at=now,
+                        # first searchable: now, unless this content was already (a reindex, a story's new payload)
+                        searchable_at=case(
+                            (
+                                and_(
+                                    documents.c.searchable_at.is_not(None),
+                                    documents.c.updated_at <= documents.c.searchable_at,
+                                ),
+                                documents.c.searchable_at,
+                            ),
+                            else_=now,
+                        ),
                         indexed_version=version,
                         chunk_count=chunk_count,
                         attempts=0,

@@ -54,9 +54,12 @@ class Runs(CatalogEngine):
         }
 
     def searchable_samples(self, since: datetime, limit: int = 10_000) -> list[dict[str, Any]]:
-        """Per document first seen since ``since`` and indexed (newest first): its ``source``, ``indexed_at``,
-        ``first_seen_lag`` and ``published_lag`` (None when undated or published before its source's first
-        document was seen), in seconds; what ``searchable_lags`` sums up, kept per source and time for plots."""
+        """Per document version first seen since ``since`` and now searchable (newest first): its ``source``,
+        ``indexed_at`` (when it first became searchable), ``first_seen_lag`` (from when this version was first seen)
+        and ``published_lag`` (from its publication: first versions only, and None when undated or published before
+        its source's first document was seen), in seconds. Re-indexing (a reindex, a backfill) moves neither: a
+        version is measured to the moment it first became searchable. What ``searchable_lags``, ``kup status`` and
+        each refresh run's summary report."""
         added = (
             select(documents.c.source, func.min(documents.c.first_seen_at).label("added_at"))
             .group_by(documents.c.source)
@@ -69,27 +72,33 @@ class Runs(CatalogEngine):
                     documents.c.published_at,
                     documents.c.published_estimated,
                     documents.c.first_seen_at,
-                    documents.c.indexed_at,
+                    documents.c.updated_at,
+                    documents.c.searchable_at,
                     added.c.added_at,
                 )
                 .join(added, added.c.source == documents.c.source)
                 .where(
-                    documents.c.first_seen_at >= since,
-                    documents.c.indexed_at.is_not(None),
+                    documents.c.updated_at >= since,
+                    documents.c.searchable_at.is_not(None),
                     documents.c.status == "indexed",
                 )
-                .order_by(documents.c.first_seen_at.desc())
+                .order_by(documents.c.updated_at.desc())
                 .limit(limit)
             ).all()
         samples = []
         for r in rows:
+            first_version = r.updated_at <= r.first_seen_at
             dated = r.published_at is not None and not r.published_estimated and r.published_at >= r.added_at
             samples.append(
                 {
                     "source": r.source,
-                    "indexed_at": r.indexed_at,
-                    "first_seen_lag": max(0.0, (r.indexed_at - r.first_seen_at).total_seconds()),
-                    "published_lag": max(0.0, (r.indexed_at - r.published_at).total_seconds()) if dated else None,
+                    "indexed_at": r.searchable_at,
+                    "first_seen_lag": max(0.0, (r.searchable_at - r.updated_at).total_seconds()),
+                    "published_lag": (
+                        max(0.0, (r.searchable_at - r.published_at).total_seconds())
+                        if dated and first_version
+                        else None
+                    ),
                 }
             )
         return samples

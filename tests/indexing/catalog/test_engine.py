@@ -14,10 +14,11 @@ def test_migrations_create_schema_once(catalog_url: str) -> None:
     Catalog(catalog_url).close()  # second open finds the schema at head and changes nothing
     engine = create_engine(catalog_url)
     tables = set(inspect(engine).get_table_names())
-    assert {"documents", "story_bands", "source_state", "failures", "refresh_runs", "kup_schema_version"} <= tables
+    wanted = {"documents", "story_bands", "source_state", "failures", "refresh_runs", "roles", "kup_schema_version"}
+    assert wanted <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM kup_schema_version")).scalar() == "0003"
-    assert {"deleted_at", "story_id"} <= {c["name"] for c in inspect(engine).get_columns("documents")}
+        assert conn.execute(text("SELECT version_num FROM kup_schema_version")).scalar() == "0005"
+    assert {"deleted_at", "story_id", "searchable_at"} <= {c["name"] for c in inspect(engine).get_columns("documents")}
     engine.dispose()
 
 

@@ -38,3 +38,24 @@ def test_searchable_lags_from_first_seen_and_from_publication(catalog: Catalog) 
     recent = catalog.searchable_lags(later)
     assert sorted(recent["first_seen"]) == [20.0, 90.0, 90.0] and recent["published"] == [690.0]
     assert catalog.searchable_lags(later + timedelta(minutes=1)) == {"first_seen": [], "published": []}
+
+
+def test_reindexing_does_not_move_the_lag_and_an_edit_counts_from_when_it_was_seen(catalog: Catalog) -> None:
+    """Re-indexing (a reindex, a backfill, a story's new payload) writes the points again but does not make the
+    content any later; an edit is measured from when the edit was seen, not from its document's first sighting."""
+    catalog.upsert_documents([doc(1, published=None)], T0)
+    claimed = catalog.claim_pending("me:1", 10, T0)
+    catalog.mark_indexed("me:1", [(d.id, d.version, 1) for d in claimed], T0 + timedelta(seconds=2))
+    assert catalog.searchable_lags(T0)["first_seen"] == [2.0]
+
+    rebuilt = T0 + timedelta(minutes=13)  # a reindex requeues everything and writes it again
+    assert catalog.requeue(changed_since=T0) == 1
+    claimed = catalog.claim_pending("me:1", 10, rebuilt)
+    catalog.mark_indexed("me:1", [(d.id, d.version, 1) for d in claimed], rebuilt)
+    assert catalog.searchable_lags(T0)["first_seen"] == [2.0]  # not 13 min
+
+    edited = T0 + timedelta(hours=2)  # the article changes; the edit is searchable 1.5 s after it was seen
+    catalog.upsert_documents([doc(1, "an edited text", published=None)], edited)
+    claimed = catalog.claim_pending("me:1", 10, edited)
+    catalog.mark_indexed("me:1", [(d.id, d.version, 1) for d in claimed], edited + timedelta(seconds=1.5))
+    assert catalog.searchable_lags(T0)["first_seen"] == [1.5]  # not 2 h
