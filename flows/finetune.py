@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -14,26 +15,46 @@ from prefect.artifacts import (
 )
 from prefect.states import Completed, State
 
+from flows.outcome import tag_this_run
 from flows.runtime import Runtime
 from flows.settings import load_settings
 from training import load_recipe, run_finetune
 from training.finetune import FinetuneOutcome
+from training.gate import fuar_words, moved
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.2%}"
+def _rose(value: float | None) -> str:
+    """A relative NLL change in words (positive: the loss rose)."""
+    return "not measured" if value is None else moved(value)
+
+
+def _fell(gain: float | None) -> str:
+    """A gain (positive: the loss fell) in the same words as ``_rose``."""
+    return "not measured" if gain is None else moved(-gain)
+
+
+def _number(value) -> float | None:
+    return float("inf") if value == "inf" else value
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
 def verdict_markdown(outcome: FinetuneOutcome) -> str:
     s = outcome.summary
     verdict = outcome.verdict
-    head = "Promoted to champion" if outcome.status == "promoted" else "Rejected; the champion stays in service"
+    head = "✅ PROMOTED to champion" if outcome.status == "promoted" else "❌ REJECTED; the champion stays in service"
     lines = [
         f"## {head}: adapter `{outcome.adapter.id}`",
         "",
         f"* Started from: `{outcome.parent or 'the base model'}`; method `{outcome.adapter.manifest['method']}`",
-        f"* New-knowledge gain {_pct(s.get('new_gain'))} (held-out new documents {_pct(s.get('new_heldout_gain'))}); "
-        f"forgetting: earlier {_pct(s.get('earlier_forgetting'))}, general {_pct(s.get('general_forgetting'))}",
+        f"* Loss on the new documents {_fell(s.get('new_gain'))} (held-out new documents "
+        f"{_fell(s.get('new_heldout_gain'))}); on earlier documents {_rose(s.get('earlier_forgetting'))}, on general "
+        f"text {_rose(s.get('general_forgetting'))}",
+        f"* Closed-book probes: {fuar_words(_number(s.get('fuar')), s.get('probes_gained'), s.get('probes_forgotten'))}"
+        " (FUAR: forgotten / gained)",
         "",
         "### Gate",
     ]
@@ -64,17 +85,30 @@ def finetune(recipe: str | None = None, method: str | None = None, progress_bar:
     settings = load_settings()
     chosen = load_recipe(Path(recipe) if recipe else settings.recipe, method=method)
     progress = create_progress_artifact(0.0, key="finetune-progress", description="optimizer steps done")
+    began = time.monotonic()
+    training_began: list[float] = []
     bar = None
-    if progress_bar:
-        from tqdm import tqdm
 
-        bar = tqdm(desc="training", unit="step")
+    def on_stage(line: str) -> None:
+        """Each stage as it begins, with the time so far: the run is never silent before its first step."""
+        logger.info("[%s] %s", _clock(time.monotonic() - began), line)
 
     def on_step(step: int, total: int, loss: float) -> None:
+        nonlocal bar
+        now = time.monotonic()
+        if not training_began:
+            training_began.append(now)
+        per_step = (now - training_began[0]) / max(1, step - 1) if step > 1 else None
+        eta = f", about {_clock(per_step * (total - step))} left" if per_step else ""
         if step == 1 or step == total or step % 5 == 0:
             update_progress_artifact(progress, 100.0 * step / total)
-        if bar is not None:
-            bar.total = total
+            if not progress_bar:
+                logger.info("training: step %d of %d, loss %.3f%s", step, total, loss, eta)
+        if progress_bar:
+            if bar is None:
+                from tqdm import tqdm
+
+                bar = tqdm(desc="training", unit="step", total=total)
             bar.set_postfix(loss=f"{loss:.3f}")
             bar.update(1)
 
@@ -85,6 +119,7 @@ def finetune(recipe: str | None = None, method: str | None = None, progress_bar:
             chosen,
             base_model=settings.base_model,
             on_step=on_step,
+            on_stage=on_stage,
         )
     if bar is not None:
         bar.close()
@@ -96,8 +131,11 @@ def finetune(recipe: str | None = None, method: str | None = None, progress_bar:
         key="finetune-metrics", table=outcome.metrics, description="NLL per evaluation set: base, champion, candidate"
     )
     create_markdown_artifact(
-        key="finetune-verdict", markdown=verdict_markdown(outcome), description="The gate's verdict"
+        key="finetune-verdict",
+        markdown=verdict_markdown(outcome),
+        description=f"{outcome.status.upper()}: the gate's verdict on adapter {outcome.adapter.id}",
     )
+    tag_this_run(outcome.status)  # "rejected" or "promoted", in the runs list at a glance
     result = {
         "status": outcome.status,
         "adapter": outcome.adapter.id,
@@ -108,6 +146,8 @@ def finetune(recipe: str | None = None, method: str | None = None, progress_bar:
         "data": outcome.data,
     }
     logger.info("adapter %s %s: %s", outcome.adapter.id, outcome.status, outcome.summary)
-    if outcome.status == "rejected":
-        return Completed(name="Rejected", message="; ".join(outcome.verdict.reasons), data=result)
+    if outcome.status == "rejected":  # the run worked; its candidate did not pass: a state named so
+        return Completed(
+            name="Rejected", message="adapter rejected: " + "; ".join(outcome.verdict.reasons), data=result
+        )
     return Completed(message=f"adapter {outcome.adapter.id} promoted", data=result)

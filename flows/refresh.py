@@ -27,7 +27,7 @@ from prefect.tasks import exponential_backoff
 from connectors import Source, select_sources
 from errors import ConfigError, KupError
 from flows.drift_check import drift_due, measure_drift_now
-from flows.outcome import failed, quiet_deliberate_failures
+from flows.outcome import failed, quiet_deliberate_failures, tag_this_run
 from flows.runtime import Runtime
 from flows.settings import Settings, load_settings
 from indexing import IndexReport, SourceReport, ingest_source, now_utc
@@ -165,19 +165,6 @@ def final_state(outcome: RefreshOutcome) -> State:
     return Completed(message=verdict.message, data=summary)
 
 
-def _tag_run(tag: str) -> None:
-    """Add the verdict's tag to this flow run, so the runs list can be filtered by freshness."""
-    from prefect.client.orchestration import get_client
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    if context is None or context.flow_run is None:
-        return
-    run = context.flow_run
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(run.id, tags=sorted({*run.tags, tag}))
-
-
 @flow(name="refresh", task_runner=_source_runner())
 def refresh(sources: list[str] | None = None, force: bool = False) -> State:
     """Pull the named sources (all when empty) once, then index every pending document.
@@ -189,7 +176,7 @@ def refresh(sources: list[str] | None = None, force: bool = False) -> State:
         return _refresh(sources, force)
     except KupError as exc:
         logger.error("refresh failed: %s", exc)
-        _tag_run("failing")
+        tag_this_run("failing")
         return failed(str(exc))
 
 
@@ -228,4 +215,4 @@ def _publish(outcome: RefreshOutcome, status: str) -> None:
         key="refresh-summary", markdown=refresh_markdown(summary, streaks), description="Refresh summary"
     )
     create_markdown_artifact(key="kup-status", markdown=status, description="Is the index fresh? (latest refresh)")
-    _tag_run(TAGS[outcome.verdict.status])
+    tag_this_run(TAGS[outcome.verdict.status])

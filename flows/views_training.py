@@ -19,10 +19,24 @@ def _points(value: float | None) -> str:
     return "-" if not isinstance(value, int | float) else f"{value * 100:+.1f} pts"
 
 
-def _fuar(value: float | str | None) -> str:
-    if value == "inf":
-        return "inf"
-    return "-" if not isinstance(value, int | float) else f"{value:.2f}"
+def _fuar(value: float | str | None, summary: dict[str, Any] | None = None) -> str:
+    """FUAR, or when it is undefined what happened instead ("0 gained, 3 forgotten")."""
+    summary = summary or {}
+    gained, forgotten = summary.get("probes_gained"), summary.get("probes_forgotten")
+    if isinstance(value, int | float):
+        return f"{value:.2f}"
+    if gained is not None and forgotten is not None:
+        return f"{gained} gained, {forgotten} forgotten"
+    return "inf (none gained)" if value == "inf" else "-"
+
+
+def _loss(value: float | None, what: str) -> str:
+    """An NLL change in words: "new-document loss fell 1.5%"."""
+    if not isinstance(value, int | float):
+        return f"{what} loss not measured"
+    if round(abs(value) * 100, 2) == 0:
+        return f"{what} loss did not change"
+    return f"{what} loss {'fell' if value < 0 else 'rose'} {abs(value):.2%}"
 
 
 def _probe_count(manifest: dict[str, Any], name: str) -> int | None:
@@ -36,15 +50,16 @@ def print_finetune(result: dict[str, Any], console: Console) -> None:
         console.print("Nothing new since the champion's watermark; nothing was trained.")
         return
     summary = result["summary"]
+    new_change = -summary["new_gain"] if isinstance(summary.get("new_gain"), int | float) else None
     console.print(
-        f"adapter {result['adapter']}: {result['status']} "
-        f"(new-knowledge gain {summary['new_gain']:+.2%}, general forgetting "
-        f"{(summary['general_forgetting'] or 0):+.2%})"
+        f"adapter {result['adapter']}: {result['status'].upper()} ({_loss(new_change, 'new-document')}; "
+        f"{_loss(summary.get('general_forgetting'), 'general-text')})",
+        markup=False,
     )
     if summary.get("probe_new_accuracy") is not None:
         console.print(
             f"  closed-book accuracy on its held-out questions {summary['probe_new_accuracy']:.1%} "
-            f"({_points(summary.get('probe_new_change'))}), FUAR {_fuar(summary.get('fuar'))}, "
+            f"({_points(summary.get('probe_new_change'))}), probes: {_fuar(summary.get('fuar'), summary)} (FUAR), "
             f"general probes {_points(summary.get('general_probe_change'))}",
             markup=False,
         )
@@ -105,7 +120,7 @@ def print_adapters(rows: list[dict[str, Any]], console: Console) -> None:
             f"{mark} {r['id']}  {r['method'] or '-':<10} {'passed' if r['passed'] else 'rejected':<8} "
             f"gain {_pct(r['summary'].get('new_gain'))}  "
             f"general {_pct(r['summary'].get('general_forgetting'))}  parent {r['parent'] or '-'}  "
-            f"closed-book {accuracy} ({_points(closed['change'])}{probes})  FUAR {_fuar(r['fuar'])}  "
+            f"closed-book {accuracy} ({_points(closed['change'])}{probes})  FUAR {_fuar(r['fuar'], r['summary'])}  "
             f"general probes {_points(r['general_probe_change'])}",
             markup=False,
         )

@@ -149,14 +149,22 @@ def run_finetune(
     device: str | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     extra_general: list[str] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> FinetuneOutcome:
+    """Train a candidate adapter on what arrived since the champion and judge it; ``on_stage`` hears each stage as
+    it begins (one sentence), ``on_step`` each optimizer step (step, total, loss)."""
     started = time.perf_counter()
+    stage = on_stage or (lambda line: logger.info("%s", line))
     registry = AdapterRegistry(data_dir / "adapters")
     champion = registry.champion()
     watermark = _watermark(champion)
+    stage("loading the base model")
     base = load_base(base_model, data_dir, device=device)
     pad_id = base.tokenizer.pad_token_id
 
+    stage(
+        f"general reference text: {recipe.synthetic_samples} sample(s) from the base model (cached after the first run)"
+    )
     synthetic = synthetic_text(
         base.model,
         base.tokenizer,
@@ -187,7 +195,13 @@ def run_finetune(
     # Knowledge synthesis: QA pairs and restatements of the trained documents (and, for review, of earlier
     # ones, re-made from the cache); held-out questions become this update's probes.
     cache = SynthesisCache(data_dir / "cache" / "synthesis.sqlite")
+    if recipe.synthesis == "teacher":
+        stage("loading the teacher model for synthesis")
     teacher = _load_teacher(recipe, base) if recipe.synthesis == "teacher" else None
+    stage(
+        f"synthesis ({recipe.synthesis}): questions and restatements of {len(data.train_docs)} new document(s) "
+        "(cached per document)"
+    )
     synth, synth_report = synthesize(
         data.train_docs,
         cache,
@@ -216,6 +230,7 @@ def run_finetune(
         return {name: answers(model, base.tokenizer, p, device=base.device) for name, p in probe_sets.items()}
 
     sets = data.eval_sets()
+    stage("scoring the base model and the champion before training (loss and closed-book probes)")
     base_scores = score_sets(base.model, sets, pad_id=pad_id, device=base.device)
     base_answers = probe_answers(base.model)
     model = attach_adapter(base.model, recipe, champion.path if champion else None)
@@ -225,6 +240,7 @@ def run_finetune(
     sampler = sampler_for(recipe, data.new_train + data.new_synth, data.review_pool)
     fisher_data = data.earlier_review or data.general_review  # the previous champion's data, for EWC
     anchor = anchor_samples(base.tokenizer, anchor_questions()) if recipe.anchor_weight else []
+    stage(f"training: {recipe.method}, {len(data.new_train) + len(data.new_synth)} new window(s) mixed with review")
     result = train(
         model,
         sampler,
@@ -235,6 +251,7 @@ def run_finetune(
         fisher_data=fisher_data,
         anchor_prompts=anchor,
     )
+    stage("scoring the candidate and judging it against the gate")
     candidate_scores = score_sets(model, sets, pad_id=pad_id, device=base.device)
     candidate_answers = probe_answers(model)
 
@@ -253,6 +270,8 @@ def run_finetune(
             "probe_earlier_change": by_probe_set.get("earlier", {}).get("change"),
             "general_probe_change": by_probe_set.get("general", {}).get("change"),
             "fuar": _finite(forgetting["fuar"]),
+            "probes_gained": forgetting["updated"] + forgetting["acquired"],
+            "probes_forgotten": forgetting["forgotten"],
         }
     )
 

@@ -121,6 +121,23 @@ def _validate(name: str, frame, described) -> list:
     return [by_position[i] for i in range(len(described))]
 
 
+def moved(share: float, unit: str = "%") -> str:
+    """A change in words, one sign convention for every figure: "fell by 1.5%", "rose by 3.1%", "did not change"."""
+    size = abs(share) * 100
+    if round(size, 1) == 0:
+        return "did not change"
+    return f"{'fell' if share < 0 else 'rose'} by {size:.1f}{'%' if unit == '%' else ' points'}"
+
+
+def fuar_words(fuar: float | None, gained: int | None = None, forgotten: int | None = None) -> str:
+    """FUAR for people: the ratio when it is defined, else what happened ("0 gained, 3 forgotten")."""
+    if fuar is not None and not math.isinf(fuar):
+        return f"{fuar:.2f}"
+    if gained is not None and forgotten is not None:
+        return f"{gained} gained, {forgotten} forgotten"
+    return "none gained, some forgotten" if fuar is not None else "nothing gained or forgotten"
+
+
 def _probe_reason(sentence: str, key: str, rows: dict, fuar: float | None) -> str:
     if key == "new:count":
         count = rows.get("new", {}).get("count", 0)
@@ -132,10 +149,12 @@ def _probe_reason(sentence: str, key: str, rows: dict, fuar: float | None) -> st
             "restore it, or lower gate.min_general_probes in the recipe)"
         )
     if key == "fuar":
-        return f"{sentence}, but it is {fuar:g}" if fuar is not None else f"{sentence}, but it is missing"
+        if fuar is not None and math.isinf(fuar):
+            return f"{sentence}, but probes were forgotten and none was gained"
+        return f"{sentence}, but it is {fuar:.2f}" if fuar is not None else f"{sentence}, but it is missing"
     change = rows.get(key, {}).get("change")
     return (
-        f"{sentence}, but it changed by {change * 100:+.1f} points"
+        f"{sentence}, but it {moved(change, 'points')}"
         if change is not None
         else f"{sentence}, but a figure is missing"
     )
@@ -161,7 +180,7 @@ def judge(rows: list[dict], gate: Gate, probes: list[dict] | None = None, fuar: 
             continue
         row = by_set.get(set_name)
         if row is not None and not math.isnan(row["rel_change"]):
-            verdict.reasons.append(f"{sentence}, but it changed by {row['rel_change']:+.1%}")
+            verdict.reasons.append(f"{sentence}, but it {moved(row['rel_change'])}")
         else:
             verdict.reasons.append(f"{sentence}, but a figure is missing (did training diverge?)")
     if not gate.probes:

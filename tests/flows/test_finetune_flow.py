@@ -70,5 +70,20 @@ def test_flow_and_cli(tmp_path, catalog, tiny_model_dir, monkeypatch) -> None:
         verdict = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["finetune-verdict"]))
         )
+        runs = client.read_flow_runs()
     assert keys == {"finetune-metrics", "finetune-verdict"}
-    assert "Promoted to champion" in verdict[0].data and "data:image/png;base64," in verdict[0].data
+    assert "PROMOTED to champion" in verdict[0].data and "data:image/png;base64," in verdict[0].data
+    assert verdict[0].description.startswith("PROMOTED")
+    assert "promoted" in next(r for r in runs if r.flow_id and r.state_name == "Completed").tags
+
+    # A candidate the gate rejects: shown as rejected at a glance (state, tag, headline), said in words, exit 1.
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(recipe.read_text() + "gate:\n  min_new_gain: 0.99\n")
+    assert runner.invoke(app, ["adapters", "rollback"]).exit_code == 0  # no champion: the documents are new again
+    rejected = runner.invoke(app, ["finetune", "--recipe", str(strict)])
+    assert rejected.exit_code == 1, rejected.output
+    assert "REJECTED (new-document loss fell" in rejected.output
+    assert "new-document NLL falls by at least 99%, but it fell by" in rejected.output
+    with get_client(sync_client=True) as client:
+        [run] = [r for r in client.read_flow_runs() if r.state_name == "Rejected"]
+    assert "rejected" in run.tags and run.state.message.startswith("adapter rejected: ")

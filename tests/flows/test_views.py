@@ -73,13 +73,16 @@ def test_a_finetune_outcome_in_words() -> None:
     rejected = {
         "status": "rejected",
         "adapter": "20261120-091000-abc123",
-        "summary": {"new_gain": 0.125, "general_forgetting": None},
-        "reasons": ["general forgetting 9% exceeds 5%"],
+        "summary": {"new_gain": 0.015, "general_forgetting": -0.0199, "probe_new_accuracy": 0.25, "fuar": "inf"}
+        | {"probe_new_change": 0.0, "general_probe_change": -0.02, "probes_gained": 0, "probes_forgotten": 3},
+        "reasons": ["new-document NLL falls by at least 5%, but it fell by 1.5%"],
     }
     print_finetune(rejected, console)
-    assert out.getvalue().splitlines() == [
-        "adapter 20261120-091000-abc123: rejected (new-knowledge gain +12.50%, general forgetting +0.00%)",
-        "  rejected: general forgetting 9% exceeds 5%",
+    assert out.getvalue().splitlines() == [  # one sign convention, in words; FUAR undefined said as counts
+        "adapter 20261120-091000-abc123: REJECTED (new-document loss fell 1.50%; general-text loss fell 1.99%)",
+        "  closed-book accuracy on its held-out questions 25.0% (+0.0 pts), probes: 0 gained, 3 forgotten (FUAR), "
+        "general probes -2.0 pts",
+        "  rejected: new-document NLL falls by at least 5%, but it fell by 1.5%",
     ]
 
 

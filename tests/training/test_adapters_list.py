@@ -47,7 +47,8 @@ def test_adapters_list_shows_closed_book_accuracy_fuar_and_general_probe_change(
         passed=False,
         parent=good.id,
         new_probes=9,
-        summary={"probe_new_accuracy": 0.25, "probe_new_change": 0.0, "fuar": "inf", "general_probe_change": -0.05},
+        summary={"probe_new_accuracy": 0.25, "probe_new_change": 0.0, "fuar": "inf", "general_probe_change": -0.05}
+        | {"probes_gained": 0, "probes_forgotten": 3},
     )
     registry.promote(old.id)
     registry.promote(good.id)
@@ -68,6 +69,9 @@ def test_adapters_list_shows_closed_book_accuracy_fuar_and_general_probe_change(
     lines = {line.split()[1] if line.startswith("*") else line.split()[0]: line for line in shown.output.splitlines()}
     assert "closed-book 62.5% (+25.0 pts, 24 probes)  FUAR 0.12  general probes -0.8 pts" in lines[good.id]
     assert lines[good.id].startswith("*")
-    assert "closed-book 25.0% (+0.0 pts, 9 probes)  FUAR inf  general probes -5.0 pts" in lines[forgot.id]
+    assert (
+        "closed-book 25.0% (+0.0 pts, 9 probes)  FUAR 0 gained, 3 forgotten  general probes -5.0 pts"
+        in lines[forgot.id]
+    )
     assert "closed-book - (-)  FUAR -  general probes -" in lines[old.id]
     assert "FUAR: forgotten / (updated + acquired) probes" in shown.output

@@ -15,10 +15,28 @@ def test_the_gate_rejects_diverged_runs_and_names_each_failure() -> None:
     assert not verdict.passed
     assert any("candidate NLL" in r for r in verdict.reasons)
     assert "new-document NLL falls by at least 5%, but a figure is missing (did training diverge?)" in verdict.reasons
-    assert "general NLL rises by at most 2%, but it changed by +3.1%" in verdict.reasons
+    assert "general NLL rises by at most 2%, but it rose by 3.1%" in verdict.reasons
     assert not any(r.startswith("earlier") for r in verdict.reasons)
     good = [
         {"set": "new", "nll_candidate": 2.0, "rel_change": -0.2},
         {"set": "general", "nll_candidate": 3.0, "rel_change": 0.01},
     ]
     assert judge(good, Gate()).passed
+
+
+def test_every_change_is_said_with_one_sign_convention() -> None:
+    from training.gate import fuar_words, moved
+
+    rows = [
+        {"set": "new", "nll_candidate": 2.0, "rel_change": -0.015},  # fell, but not by the 5% required
+        {"set": "general", "nll_candidate": 3.0, "rel_change": -0.0199},
+    ]
+    verdict = judge(rows, Gate())
+    assert verdict.reasons == ["new-document NLL falls by at least 5%, but it fell by 1.5%"]
+    assert (
+        moved(0.031) == "rose by 3.1%"
+        and moved(-0.05, "points") == "fell by 5.0 points"
+        and moved(0) == "did not change"
+    )
+    assert fuar_words(float("inf"), 0, 3) == "0 gained, 3 forgotten" and fuar_words(0.25, 4, 1) == "0.25"
+    assert fuar_words(None, 0, 0) == "0 gained, 0 forgotten"
