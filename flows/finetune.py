@@ -15,7 +15,8 @@ from prefect.artifacts import (
 )
 from prefect.states import Completed, State
 
-from flows.outcome import tag_this_run
+from errors import KupError
+from flows.outcome import failed, tag_this_run
 from flows.runtime import Runtime
 from flows.settings import load_settings
 from training import load_recipe, run_finetune
@@ -35,6 +36,23 @@ def _fell(gain: float | None) -> str:
 
 def _number(value) -> float | None:
     return float("inf") if value == "inf" else value
+
+
+def _until_next_scheduled_run() -> float | None:
+    """Seconds until this deployment's next scheduled run (a run of it started by its schedule or by hand);
+    None outside a deployment (`kup finetune` in a shell has no deadline)."""
+    from datetime import UTC, datetime
+
+    from prefect.runtime import deployment, flow_run
+
+    if not deployment.name or not flow_run.id:
+        return None
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.up_progress import first_scheduled_run
+
+    when = first_scheduled_run(PREFECT_API_URL.value() or "", deployment.name)
+    return None if when is None else max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _clock(seconds: float) -> str:
@@ -112,15 +130,20 @@ def finetune(recipe: str | None = None, method: str | None = None, progress_bar:
             bar.set_postfix(loss=f"{loss:.3f}")
             bar.update(1)
 
-    with Runtime(settings) as runtime:
-        outcome = run_finetune(
-            runtime.catalog,
-            settings.data_path,
-            chosen,
-            base_model=settings.base_model,
-            on_step=on_step,
-            on_stage=on_stage,
-        )
+    try:
+        with Runtime(settings) as runtime:
+            outcome = run_finetune(
+                runtime.catalog,
+                settings.data_path,
+                chosen,
+                base_model=settings.base_model,
+                on_step=on_step,
+                on_stage=on_stage,
+                budget_seconds=_until_next_scheduled_run(),
+            )
+    except KupError as exc:  # a recipe that cannot finish in time, a model that cannot load: one sentence
+        logger.error("fine-tune refused: %s", exc)
+        return failed(str(exc))
     if bar is not None:
         bar.close()
     if outcome.status == "nothing-new":

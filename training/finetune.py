@@ -140,6 +140,41 @@ def synthesis_checks(report) -> list[dict]:
     return checks
 
 
+def planned_tokens(sampler, recipe: Recipe) -> int:
+    """Tokens the optimizer will see over the recipe's epochs (new windows and each epoch's review draw)."""
+    return sum(len(item.ids) for plan in sampler.plan(recipe.epochs) for item in plan.items)
+
+
+def measured_speed(registry: AdapterRegistry, base_name: str) -> tuple[float, str] | None:
+    """Tokens per second of the newest adapter trained on ``base_name`` here, and its id; None without one."""
+    for adapter in reversed(registry.list()):
+        training = adapter.manifest.get("training") or {}
+        if adapter.manifest.get("base_model") == base_name and training.get("tokens_per_second"):
+            return float(training["tokens_per_second"]), adapter.id
+    return None
+
+
+def training_plan(sampler, recipe: Recipe, registry: AdapterRegistry, base_name: str, budget: float | None) -> str:
+    """The training stage in one sentence, with how long it will take on this machine; refused (ConfigError) when
+    that is longer than ``budget`` seconds."""
+    from indexing.reports import human_duration
+
+    tokens = planned_tokens(sampler, recipe)
+    head = f"training ({recipe.method}): {tokens:,} tokens over {recipe.epochs} epoch(s)"
+    speed = measured_speed(registry, base_name)
+    if speed is None:
+        return f"{head}; no earlier adapter of {base_name} to time it by, so the first steps will tell how long"
+    rate, adapter = speed
+    estimate = tokens / rate
+    if budget is not None and estimate > budget:
+        raise ConfigError(
+            f"this recipe needs about {human_duration(estimate)} of training on this machine ({tokens:,} tokens at "
+            f"{rate:,.0f} tokens/s, as adapter {adapter} trained), more than the {human_duration(budget)} until the "
+            "next scheduled fine-tune; lower epochs, mix_ratio or the documents per update in the recipe"
+        )
+    return f"{head}; about {human_duration(estimate)} on this machine ({rate:,.0f} tokens/s, as adapter {adapter})"
+
+
 def run_finetune(
     catalog: Catalog,
     data_dir: Path,
@@ -150,9 +185,12 @@ def run_finetune(
     on_step: Callable[[int, int, float], None] | None = None,
     extra_general: list[str] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    budget_seconds: float | None = None,
 ) -> FinetuneOutcome:
     """Train a candidate adapter on what arrived since the champion and judge it; ``on_stage`` hears each stage as
-    it begins (one sentence), ``on_step`` each optimizer step (step, total, loss)."""
+    it begins (one sentence), ``on_step`` each optimizer step (step, total, loss). Before training, the time it will
+    take is estimated from the tokens planned and the speed earlier adapters trained at on this machine; a plan that
+    would outlast ``budget_seconds`` (the time to the next scheduled fine-tune) is refused in one sentence."""
     started = time.perf_counter()
     stage = on_stage or (lambda line: logger.info("%s", line))
     registry = AdapterRegistry(data_dir / "adapters")
@@ -240,7 +278,7 @@ def run_finetune(
     sampler = sampler_for(recipe, data.new_train + data.new_synth, data.review_pool)
     fisher_data = data.earlier_review or data.general_review  # the previous champion's data, for EWC
     anchor = anchor_samples(base.tokenizer, anchor_questions()) if recipe.anchor_weight else []
-    stage(f"training: {recipe.method}, {len(data.new_train) + len(data.new_synth)} new window(s) mixed with review")
+    stage(training_plan(sampler, recipe, registry, base.name, budget_seconds))
     result = train(
         model,
         sampler,

@@ -40,3 +40,30 @@ def test_every_change_is_said_with_one_sign_convention() -> None:
     )
     assert fuar_words(float("inf"), 0, 3) == "0 gained, 3 forgotten" and fuar_words(0.25, 4, 1) == "0.25"
     assert fuar_words(None, 0, 0) == "0 gained, 0 forgotten"
+
+
+def test_the_training_stage_says_how_long_it_will_take_and_refuses_a_plan_that_outlasts_the_schedule(tmp_path) -> None:
+    import pytest
+
+    from errors import ConfigError
+    from training.corpus import Sample
+    from training.finetune import planned_tokens, training_plan
+    from training.mix_review import MixReviewSampler
+    from training.recipe import Recipe
+    from training.registry import AdapterRegistry
+
+    recipe = Recipe(epochs=2, mix_ratio=1.0, mix_decay=1.0)
+    new = [Sample(ids=tuple(range(100)), kind="new")] * 10
+    review = [Sample(ids=tuple(range(50)), kind="general")] * 40
+    sampler = MixReviewSampler(new, review, mix_ratio=1.0, mix_decay=1.0, size=lambda s: len(s.ids))
+    tokens = planned_tokens(sampler, recipe)
+    assert tokens == 2 * (1000 + 1000)  # each epoch: the new tokens, and as many review tokens
+
+    registry = AdapterRegistry(tmp_path / "adapters")
+    assert "the first steps will tell" in training_plan(sampler, recipe, registry, "smollm2", budget=60)
+    timed = registry.add(lambda d: None, {"base_model": "smollm2", "training": {"tokens_per_second": 10.0}})
+    said = training_plan(sampler, recipe, registry, "smollm2", budget=3600)
+    assert "4,000 tokens over 2 epoch(s); about 6 min 40 s on this machine (10 tokens/s" in said and timed.id in said
+    with pytest.raises(ConfigError, match=r"needs about 6 min 40 s of training .* more than the 5 min until the next"):
+        training_plan(sampler, recipe, registry, "smollm2", budget=300)
+    assert "first steps will tell" in training_plan(sampler, recipe, registry, "qwen", budget=300)  # another model
