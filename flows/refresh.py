@@ -211,8 +211,12 @@ def _publish(outcome: RefreshOutcome, status: str) -> None:
     create_table_artifact(
         key="refresh-sources", table=refresh_rows(summary, streaks), description="Per-source figures of this refresh"
     )
-    create_markdown_artifact(
-        key="refresh-summary", markdown=refresh_markdown(summary, streaks), description="Refresh summary"
+    status_id = create_markdown_artifact(
+        key="kup-status", markdown=status, description="Is the index fresh? (latest refresh)"
     )
-    create_markdown_artifact(key="kup-status", markdown=status, description="Is the index fresh? (latest refresh)")
+    # The Artifacts page opens on the list of kup-status versions: the run's summary links the one it wrote.
+    link = f"\n\n[This run's kup-status report](/artifacts/artifact/{status_id})\n" if status_id else ""
+    create_markdown_artifact(
+        key="refresh-summary", markdown=refresh_markdown(summary, streaks) + link, description="Refresh summary"
+    )
     tag_this_run(TAGS[outcome.verdict.status])

@@ -96,9 +96,9 @@ def test_rows_say_each_sources_state() -> None:
     summary = _summary(gone_error="HTTP 404")
     summary["sources"][0]["warnings"] = ["feed is malformed but usable: bad entity"]
     rows = {row["source"]: row for row in refresh_rows(summary, {"gone": 2})}
-    assert rows["world"]["new"] == 2 and rows["world"]["lag p50"] == "20 s"
+    assert rows["world"]["new"] == 2 and rows["world"]["published to searchable p95"] == "29 s"
     assert rows["world"]["state"] == "warning: feed is malformed but usable: bad entity"
-    assert rows["gone"]["state"] == "FAILED x2: HTTP 404" and rows["gone"]["lag p95"] == "-"
+    assert rows["gone"]["state"] == "FAILED x2: HTTP 404" and rows["gone"]["published to searchable p95"] == "-"
     skipped = summarize([SourceReport(source="slow", kind="feed", skipped="backing off")], IndexReport(), 0.1)
     assert refresh_rows(skipped, {})[0]["state"] == "backing off"
 
