@@ -34,6 +34,19 @@ _PRIVATE_HINT = "(set allow_private_addresses: true on the source to allow it)"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# IANA's special-purpose address registries (IPv4 and IPv6), the ranges not reachable on the Internet: refused
+# whatever the interpreter's ``is_global`` says (Python 3.11 accepts fec0::/10, 192.0.0.0/24 and ::ffff:0:0:0/96).
+_SPECIAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+        "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+        "::/128", "::1/128", "::ffff:0:0:0/96", "64:ff9b:1::/48", "100::/64", "100:0:0:1::/64", "2001::/23",
+        "2001:db8::/32", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+    )
+)  # fmt: skip
+
 _RESOLVE_TIMEOUT = 10.0  # outside any deadline, a resolver slower than this is treated as down
 _resolver = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="kup-resolve")
 
@@ -53,6 +66,8 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 def is_public(address: Address) -> bool:
     """Whether ``address`` is globally routable unicast, and so is any IPv4 address it embeds."""
+    if any(address.version == net.version and address in net for net in _SPECIAL):
+        return False
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)
         if embedded is not None:

@@ -74,11 +74,24 @@ def test_the_host_header_names_the_url_host_not_the_address(server, fetcher, dns
         "::1",
         "fe80::1",
         "fc00::1",
+        "fec0::1",  # site-local (deprecated): Python 3.11's is_global says yes
+        "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1 (RFC 2765)
+        "::ffff:0:808:808",  # IPv4-translated, even of a public address: not routable
+        "100::1",  # discard-only
+        "3fff::1",  # documentation
+        "5f00::1",  # SRv6 SIDs
     ],
 )
 def test_ipv6_forms_of_private_addresses_are_refused(address) -> None:
     with pytest.raises(FetchError, match="non-public address"):
         check_url(f"http://[{address}]/", allow_private=False)
+
+
+def test_ipv4_special_purpose_ranges_are_refused() -> None:
+    for address in ("192.0.0.8", "192.0.0.170", "198.18.0.1", "192.88.99.1", "100.64.0.1", "240.0.0.1"):
+        assert not is_public(ip_address(address)), address
+        with pytest.raises(FetchError, match="non-public address"):
+            check_url(f"http://{address}/", allow_private=False)
 
 
 @pytest.mark.parametrize("address", ["2606:4700::6810:84e5", "64:ff9b::808:808", "2002:808:808::1", PUBLIC])
