@@ -74,4 +74,4 @@ def find_api(s: Settings) -> ApiClient | None:
         return None
     if not explicit and health.get("pipeline") != pipeline_id(s):
         return None  # the default address serves another data directory (or an older kup api)
-    return ApiClient(url, s.api_key.get_secret_value() if s.api_key else None)
+    return ApiClient(url, s.secret("api_key"))

@@ -367,7 +367,7 @@ def api(
     from flows.runtime import Runtime
 
     s = settings()
-    key = s.api_key.get_secret_value() if s.api_key else None
+    key = s.secret("api_key")  # a prefect-secret:<block> reference is read from the block
     check_binding(host, key)
     guards = ApiGuards(
         api_key=key,

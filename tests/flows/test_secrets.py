@@ -25,6 +25,42 @@ def test_a_setting_can_name_a_secret_block(monkeypatch, tmp_path) -> None:
 
 
 @pytest.mark.usefixtures("prefect_harness")
+def test_the_api_key_can_name_a_secret_block_too(monkeypatch) -> None:
+    """`kup api` guards with, and `kup search` sends, the block's value, never the reference as the key."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prefect.blocks.system import Secret
+
+    from flows.api_client import find_api
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = json.dumps({"ok": True}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    Secret(value="api-k3y-from-a-block").save("kup-test-api-key", overwrite=True)
+    monkeypatch.setenv("KUP_API_KEY", "prefect-secret:kup-test-api-key")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("KUP_API_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        settings = load_settings()
+        assert settings.secret("api_key") == "api-k3y-from-a-block"
+        assert find_api(settings).headers == {"X-API-Key": "api-k3y-from-a-block"}  # not "prefect-secret:..."
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.usefixtures("prefect_harness")
 def test_a_missing_block_is_one_sentence_naming_the_setting(monkeypatch) -> None:
     monkeypatch.setenv("KUP_DASK_ADDRESS", "prefect-secret:no-such-block")
     with pytest.raises(ConfigError) as caught:
