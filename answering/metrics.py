@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from indexing import Catalog, now_utc
-from indexing.schema import documents, failures, source_state
+from indexing.schema import documents, failures, roles, source_state
 
 QUEUED = ("pending", "failed")  # documents waiting to be (re)indexed
 
@@ -55,6 +55,7 @@ class CatalogCollector(Collector):
                         source_state.c.consecutive_failures,
                     )
                 ).all(),
+                "roles": conn.execute(select(roles.c.name, roles.c.renewed_at)).all(),
                 "failures": conn.execute(
                     select(failures.c.source, failures.c.stage, func.count())
                     .where(failures.c.resolved_at.is_(None))
@@ -74,6 +75,15 @@ class CatalogCollector(Collector):
             open_failures.add_metric([source, stage], n)
         yield open_failures
         yield from self._last_refresh(self.catalog.last_refresh(), now)
+        alive = GaugeMetricFamily(
+            "kup_role_alive_timestamp_seconds",
+            "When the long-lived job holding the role (listen: the database listener, connected; watch: the hot-feed "
+            "watcher) last said it was alive (every second while it is)",
+            labels=["role"],
+        )
+        for name, renewed in rows["roles"]:
+            alive.add_metric([name], renewed.timestamp())
+        yield alive
 
     def _documents(self, counts) -> Iterator[GaugeMetricFamily]:
         docs = GaugeMetricFamily(

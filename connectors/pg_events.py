@@ -229,18 +229,35 @@ class Debouncer:
 # -- listening ------------------------------------------------------------------------------------------
 
 
+MAX_KEY_PARTS = 16  # a row key has as many parts as the source's id columns
+MAX_KEY_PART_CHARS = 200
+
+
+def _key(value: Any) -> Any:
+    """A row key as the trigger sends it: a scalar or a short flat list of scalars; anything else is no key (the
+    change is still counted, and the cursor path reads what changed)."""
+    scalar = (str, int, float, bool, type(None))
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, str):
+        return value[:MAX_KEY_PART_CHARS]
+    if isinstance(value, scalar):
+        return value
+    if isinstance(value, list) and len(value) <= MAX_KEY_PARTS and all(isinstance(v, scalar) for v in value):
+        return [v[:MAX_KEY_PART_CHARS] if isinstance(v, str) else v for v in value]
+    return None
+
+
 def parse_payload(payload: str) -> tuple[str, Any]:
-    """``(op, key)`` from a trigger's payload; anything else is counted as a change without a key."""
+    """``(op, key)`` from a trigger's payload; anything else (not JSON, nested too deep for the parser, a key that is
+    no row key) is counted as a change without a key, for any role may NOTIFY on the channel."""
     try:
         data = json.loads(payload[:MAX_PAYLOAD_CHARS])
-    except ValueError:
+    except (ValueError, RecursionError):
         return "UNKNOWN", None
     if not isinstance(data, dict):
         return "UNKNOWN", None
-    key = data.get("key")
-    if isinstance(key, list) and len(key) == 1:
-        key = key[0]
-    return str(data.get("op", "UNKNOWN"))[:16], key
+    return str(data.get("op", "UNKNOWN"))[:16], _key(data.get("key"))
 
 
 class Listener:
@@ -331,14 +348,16 @@ class Listener:
                     for name in channels.values():  # whatever changed while we were away: the cursor path catches up
                         self.debouncer.add(name, "CONNECT", None, now, reason="connect")
                     self._drain(conn, channels)
-            except psycopg.Error as exc:  # a lost or refused connection (or a broken one): back off, connect again
+            except Exception as exc:  # noqa: BLE001 - lost, refused, broken, or a bug: back off, connect again
                 attempt += 1
                 wait = min(self.backoff_cap, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                kind = "" if isinstance(exc, psycopg.Error) else f"{type(exc).__name__}: "
                 logger.warning(
-                    "lost the notification connection to %s (%s); connecting again in %.1f s",
+                    "lost the notification connection to %s (%s%s); connecting again in %.1f s",
                     mask_url(dsn),
-                    mask_text(first),
+                    kind,
+                    mask_text(first[:300]),
                     wait,
                 )
                 self.connected.clear()

@@ -53,8 +53,11 @@ class Role:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def hold(self, ready: threading.Event | None, stop: Callable[[], None]) -> Role:
-        """In the background: wait until ``ready``, take the role, renew it; ``stop()`` the job when replaced."""
+    def hold(
+        self, ready: threading.Event | None, stop: Callable[[], None], alive: Callable[[], bool] | None = None
+    ) -> Role:
+        """In the background: wait until ``ready``, take the role, renew it while ``alive()`` (the renewal time is
+        the job's liveness, in ``/metrics``); ``stop()`` the job when another run took the role."""
 
         def keep() -> None:
             if ready is not None and not ready.wait(READY_TIMEOUT) and self._done.is_set():
@@ -67,7 +70,11 @@ class Role:
                 self.say(f"took over the {self.name} role from {before}")
             while not self._done.wait(RENEW_SECONDS):
                 try:
-                    other = self.catalog.renew_role(self.name, self.holder)
+                    if alive is None or alive():
+                        other = self.catalog.renew_role(self.name, self.holder)
+                    else:  # not renewed: its liveness goes stale; still, a successor is noticed
+                        held = self.catalog.role_holder(self.name)
+                        other = None if held is None or held["holder"] == self.holder else held["holder"]
                 except Exception as exc:  # noqa: BLE001 - a busy catalog: keep working, try again in a second
                     log.debug("could not renew the %s role: %s", self.name, exc)
                     continue

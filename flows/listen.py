@@ -160,7 +160,7 @@ def listen_here(
         heard = listener(settings, refresher or requested)
         if on_start:
             on_start(heard)
-        role = Role(settings, "listen", label, say).hold(heard.connected, heard.stop)
+        role = Role(settings, "listen", label, say).hold(heard.connected, heard.stop, alive=heard.connected.is_set)
         try:
             heard.run(seconds)
         except KeyboardInterrupt:

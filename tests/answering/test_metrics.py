@@ -32,6 +32,7 @@ def _catalog(tmp_path) -> Catalog:
         "verdict": {"status": "stale", "message": "wiki failed"},
     }
     catalog.record_refresh(now - timedelta(seconds=75), now - timedelta(seconds=62.5), summary)
+    catalog.take_role("listen", "listen run brave-otter", now - timedelta(seconds=3))
     return catalog
 
 
@@ -72,6 +73,8 @@ def test_metrics_are_prometheus_text_from_the_catalog_behind_the_guards(tmp_path
     assert m["kup_last_refresh_duration_seconds"][()] == 12.5
     assert m["kup_last_refresh_healthy"][()] == 0
     assert m["kup_embedding_chunks_per_second"][()] == 5.0
+    # the database listener said it was alive (connected) 3 s ago: a listener that died goes stale here
+    assert abs(m["kup_role_alive_timestamp_seconds"][(("role", "listen"),)] - (now_utc().timestamp() - 3)) < 30
 
 
 def test_refresh_overdue_follows_the_rule_kup_status_uses(tmp_path) -> None:

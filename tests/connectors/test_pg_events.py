@@ -155,3 +155,34 @@ def test_debouncer_bounds_and_spacing() -> None:
     d.add("a", "UPDATE", 1, now=103.0)
     assert d.due(now=105.0) == []  # spaced: at most one report per 10 s
     assert [c.count for c in d.due(now=112.5)] == [1]
+
+
+def test_a_hostile_notify_is_a_change_without_a_key_and_the_listener_keeps_listening(pg) -> None:
+    """Any role that can connect may NOTIFY on the channel: 6 KB of nested JSON (a RecursionError in the parser)
+    and a key that is no row key are counted as changes without a key; the next real change is heard as before."""
+    _table(pg)
+    source = _source()
+    dsn = pg_events.conninfo(source, pg.env())
+    pg_events.apply(source, pg_events.install_sql(source), dsn)
+    reports = Reports()
+    listener = pg_events.Listener(
+        [source], pg.env(), reports, debouncer=pg_events.Debouncer(quiet=0.2, max_delay=1, spacing=0.2)
+    )
+    listener.start()
+    try:
+        reports.wait_for(lambda cs: any(c.reason == "connect" for c in cs))
+        nested = '{"op": "INSERT", "key": ' + "[" * 3000 + "]" * 3000 + "}"
+        odd = '{"op": "UPDATE", "key": {"id": 1, "rows": [1, [2, [3]]]}}'
+        with pg.engine.begin() as conn:
+            for payload in (nested, odd):
+                conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": pg_events.channel(source), "p": payload})
+        hostile = reports.wait_for(lambda cs: sum(c.count for c in _notified(cs)) >= 2)
+        assert all(c.keys == [] for c in _notified(hostile))  # counted, no key: the cursor path catches up
+        assert listener.connected.is_set() and listener.connects == 1  # the listening thread never died
+        before = len(reports.changes)
+        with pg.engine.begin() as conn:
+            conn.execute(text("INSERT INTO \"Pages\" (id, body) VALUES (9, 'after the attack')"))
+        change = reports.wait_for(lambda cs: any(c.keys == [9] for c in cs[before:]))[-1]
+        assert change.ops == {"INSERT": 1}
+    finally:
+        listener.stop()
