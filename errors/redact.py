@@ -39,8 +39,11 @@ def mask_url(url: str) -> str:
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, MASK if is_secret_param(k) else v) for k, v in pairs], safe="*")
+    rebuilt = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if not netloc and url.startswith(f"{parts.scheme}://"):  # sqlite:////srv/kup/catalog.db: keep the empty host
+        rebuilt = f"{parts.scheme}://{rebuilt.removeprefix(f'{parts.scheme}:')}"
     # A second pass over the text catches what URL parsing missed (a malformed scheme, a URL in the path).
-    return mask_text(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+    return mask_text(rebuilt)
 
 
 def mask_text(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:

@@ -30,6 +30,12 @@ def test_mask_url_keeps_what_identifies_the_server() -> None:
     assert mask_url("https://example.org/feed.xml?page=2") == "https://example.org/feed.xml?page=2"
 
 
+def test_an_sqlite_url_keeps_its_slashes() -> None:
+    """`kup status` showed sqlite:////srv/kup/catalog.db as sqlite://srv/kup/catalog.db: a host named srv."""
+    assert mask_url("sqlite:////srv/kup/catalog.db") == "sqlite:////srv/kup/catalog.db"
+    assert mask_url("sqlite:///relative/catalog.db") == "sqlite:///relative/catalog.db"
+
+
 def test_mask_text_hides_urls_inside_messages_and_named_secrets() -> None:
     message = 'connection to "postgresql://u:topsecret@h/db?password=other" failed; token hunter2 rejected'
     masked = mask_text(message, ["hunter2"])
