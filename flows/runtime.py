@@ -114,6 +114,7 @@ class Runtime:
             batch_size=self.settings.index_batch_docs,
             checks=DocumentChecks(
                 min_text_chars=self.settings.min_text_chars,
+                max_text_chars=self.settings.max_text_chars,
                 max_future_skew=timedelta(minutes=self.settings.future_skew_minutes),
             ),
             requirements=self.requirements(),

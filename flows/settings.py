@@ -88,6 +88,9 @@ class Settings(BaseSettings):
 
     # Data checks before indexing -------------------------------------------------------------------
     min_text_chars: int = Field(25, ge=1, description="shorter texts are quarantined, not indexed")
+    max_text_chars: int = Field(
+        200_000, ge=1_000, description="longer texts (a hostile or broken page) are quarantined, not indexed"
+    )
     future_skew_minutes: float = Field(10, ge=0, description="how far in the future a published time may lie")
 
     # Fetching ----------------------------------------------------------------------------------

@@ -75,10 +75,12 @@ class DocumentChecks:
         self,
         *,
         min_text_chars: int = 25,
+        max_text_chars: int = 200_000,
         max_future_skew: timedelta = timedelta(minutes=10),
         oldest: datetime = datetime(1990, 1, 1, tzinfo=UTC),
     ) -> None:
         self.min_text_chars = min_text_chars
+        self.max_text_chars = max_text_chars  # a page of megabytes would be thousands of chunks to embed
         self.max_future_skew = max_future_skew
         self.oldest = oldest
         self._lock = threading.Lock()
@@ -90,6 +92,10 @@ class DocumentChecks:
                 "expect_column_values_to_be_between",
                 "text_length",
             ): f"text under {self.min_text_chars} characters",
+            (
+                "expect_column_values_to_be_between",
+                "text_over",
+            ): f"text over {self.max_text_chars:,} characters (KUP_MAX_TEXT_CHARS)",
             ("expect_column_values_to_not_be_null", "url"): "no URL",
             ("expect_column_values_to_match_regex", "url"): "URL is not http(s)",
             ("expect_column_values_to_be_unique", "id"): "id repeated within the batch",
@@ -108,6 +114,7 @@ class DocumentChecks:
         suite = context.suites.add(gx.ExpectationSuite(name="documents-before-indexing"))
         for expectation in (
             gxe.ExpectColumnValuesToBeBetween(column="text_length", min_value=self.min_text_chars),
+            gxe.ExpectColumnValuesToBeBetween(column="text_over", max_value=0),
             gxe.ExpectColumnValuesToNotBeNull(
                 column="url", row_condition="url_required == True", condition_parser="pandas"
             ),
@@ -149,6 +156,7 @@ class DocumentChecks:
             {
                 "id": [d.id for d in live],
                 "text_length": [len(d.text.strip()) for d in live],
+                "text_over": [max(0, len(d.text.strip()) - self.max_text_chars) for d in live],
                 "url": [d.url or None for d in live],
                 "url_required": [requirements.get(d.source, Requirements()).url for d in live],
                 "title": [d.title.strip() or None for d in live],

@@ -49,6 +49,8 @@ def checks() -> DocumentChecks:
         ({"published_at": NOW + timedelta(days=2)}, "published time in the future: 2026-11-26 12:00 UTC"),
         ({"published_at": datetime(1970, 1, 1, tzinfo=UTC)}, "published time before 1990: 1970-01-01"),
         ({"language": None}, "no detected language"),
+        # a page of megabytes (3.6 M characters of paragraphs) would be 12,500 chunks to embed: quarantined whole
+        ({"text": "A paragraph of a hostile page. " * 120_000}, "text over 200,000 characters (KUP_MAX_TEXT_CHARS)"),
     ],
 )
 def test_each_check_names_what_is_wrong(checks, changes, reason) -> None:
