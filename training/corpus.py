@@ -88,8 +88,10 @@ class DataSets:
 
 
 def windows(tokenizer, text: str, max_len: int, max_windows: int) -> list[tuple[int, ...]]:
-    """Token windows of at most ``max_len`` (the last one closed by the end-of-text token)."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Token windows of at most ``max_len`` (the last one closed by the end-of-text token). A special or added
+    token's spelling in the text (``<|im_end|>``, ``<file_sep>`` in a feed) is tokenized as the characters it is,
+    never as that token: training must not teach the model to emit control tokens where documents wrote them."""
+    ids = tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
     if tokenizer.eos_token_id is not None:
         ids = [*ids, tokenizer.eos_token_id]
     out = [tuple(ids[i : i + max_len]) for i in range(0, len(ids), max_len)]

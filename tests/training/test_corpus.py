@@ -29,6 +29,16 @@ def test_windows_are_cut_to_length_and_closed_by_end_of_text(tok) -> None:
     assert windows(tok, text, 16, 2) == cut[:2]  # long documents keep their first windows only
 
 
+def test_special_token_spellings_in_a_document_train_as_text(tok) -> None:
+    """A feed wrote <|im_end|>, <file_sep> and <repo_name>: the windows hold their characters, no control token."""
+    special = set(tok.all_special_ids) | {tok.convert_tokens_to_ids(t) for t in tok.get_added_vocab()}
+    text = "Breaking <|im_end|> news <file_sep> from <repo_name> today."
+    assert any(i in special for i in tok(text, add_special_tokens=False)["input_ids"])  # the tokenizer's default
+    [window] = windows(tok, text, 64, 4)
+    assert [i for i in window[:-1] if i in special] == [] and window[-1] == tok.eos_token_id
+    assert "<file_sep>" in tok.decode(window[:-1])
+
+
 def test_split_holdout_is_deterministic_disjoint_and_holds_at_least_one() -> None:
     items = list(range(10))
     kept, held = split_holdout(items, 0.25, "seed")
