@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 MAX_KEYS = 100  # row keys kept per pending change; a storm beyond this is only counted
 MAX_PAYLOAD_CHARS = 8000  # PostgreSQL's own NOTIFY payload limit
+MAX_SENT_KEY_BYTES = 7000  # a longer payload goes out as a marker without its key
 _IDENT_MAX = 63  # PostgreSQL truncates longer identifiers
 APP_NAME = "kup-listen"  # the listener's sessions in pg_stat_activity
 
@@ -68,14 +69,22 @@ def install_sql(source: SqlSource):
     row, truncate = _names(source)
     target = sql.Identifier(schema, table)
     key = sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in source.id_columns)
+    # The writer's statement never fails because of us: a key too long for NOTIFY (8,000 bytes) is sent as a
+    # marker without a key (the listener then catches up through the cursor), and any error sending it is dropped.
     body = sql.SQL(
-        "DECLARE r record;\n"
+        "DECLARE r record; payload text;\n"
         "BEGIN\n"
         "  IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;\n"
-        "  PERFORM pg_notify({channel}, json_build_object('op', TG_OP, 'key', json_build_array({key}))::text);\n"
+        "  payload := json_build_object('op', TG_OP, 'key', json_build_array({key}))::text;\n"
+        "  IF octet_length(payload) > {limit} THEN\n"
+        "    payload := json_build_object('op', TG_OP, 'key', NULL)::text;\n"
+        "  END IF;\n"
+        "  PERFORM pg_notify({channel}, payload);\n"
+        "  RETURN NULL;\n"
+        "EXCEPTION WHEN OTHERS THEN\n"
         "  RETURN NULL;\n"
         "END"
-    ).format(channel=sql.Literal(channel(source)), key=key)
+    ).format(channel=sql.Literal(channel(source)), key=key, limit=sql.Literal(MAX_SENT_KEY_BYTES))
     truncate_body = sql.SQL(
         "BEGIN\n  PERFORM pg_notify({channel}, json_build_object('op', TG_OP)::text);\n  RETURN NULL;\nEND"
     ).format(channel=sql.Literal(channel(source)))

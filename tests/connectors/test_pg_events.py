@@ -186,3 +186,33 @@ def test_a_hostile_notify_is_a_change_without_a_key_and_the_listener_keeps_liste
         assert change.ops == {"INSERT": 1}
     finally:
         listener.stop()
+
+
+def test_a_key_too_long_to_notify_never_fails_the_writers_insert(pg) -> None:
+    """A row whose key alone is 9,000 bytes: NOTIFY cannot carry it (8,000 bytes), so the trigger sends a marker
+    without a key, the application's INSERT commits, and the listener still hears that the table changed."""
+    with pg.engine.begin() as conn:
+        conn.execute(
+            text('CREATE TABLE "Pages" (id text PRIMARY KEY, body text, updated_at timestamptz DEFAULT now())')
+        )
+    source = _source()
+    dsn = pg_events.conninfo(source, pg.env())
+    pg_events.apply(source, pg_events.install_sql(source), dsn)
+    reports = Reports()
+    listener = pg_events.Listener(
+        [source], pg.env(), reports, debouncer=pg_events.Debouncer(quiet=0.2, max_delay=1, spacing=0.2)
+    )
+    listener.start()
+    try:
+        reports.wait_for(lambda cs: any(c.reason == "connect" for c in cs))
+        long_key = "k" * 9000
+        with pg.engine.begin() as conn:
+            conn.execute(text("INSERT INTO \"Pages\" (id, body) VALUES (:id, 'a long key')"), {"id": long_key})
+            conn.execute(text("INSERT INTO \"Pages\" (id, body) VALUES ('short', 'and a normal one')"))
+        with pg.engine.connect() as conn:
+            assert conn.execute(text('SELECT count(*) FROM "Pages"')).scalar() == 2  # both committed
+        changes = reports.wait_for(lambda cs: sum(c.count for c in _notified(cs)) >= 2)
+        keys = [k for c in _notified(changes) for k in c.keys]
+        assert keys == ["short"]  # the long key was not sent (a marker without a key); the short one was
+    finally:
+        listener.stop()
