@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from errors.redact import public_url
+
 
 def document_id(source: str, external_id: str) -> str:
     """Stable catalog id of a document: the same source item always maps to the same id."""
@@ -57,6 +59,10 @@ class Document:
         self.title = defuse_special_tokens(self.title or "")
         if self.author:
             self.author = defuse_special_tokens(self.author)
+        if self.url:  # a link joined against a feed URL with user:password@ must not carry it into the index
+            self.url = public_url(self.url)
+        if "@" in self.external_id and "://" in self.external_id:
+            self.external_id = public_url(self.external_id)
 
     @property
     def id(self) -> str:

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 
 class KupError(Exception):
-    """Base class: a failure with a message meant for the user (no traceback needed)."""
+    """Base class: a failure with a message meant for the user (no traceback needed). Its message is masked when it
+    is made (``errors.redact.mask_text``: URL passwords, secret query values), so no log line, status or artifact
+    that repeats it can leak a credential."""
+
+    def __init__(self, *args: object) -> None:
+        from errors.redact import mask_text
+
+        super().__init__(*(mask_text(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(KupError):

@@ -46,6 +46,19 @@ def mask_url(url: str) -> str:
     return mask_text(rebuilt)
 
 
+def public_url(url: str) -> str:
+    """A URL as kup may store or show it: without user:password@ at all, secret query values masked. Feeds are
+    fetched with the URL as configured; what they link to (joined against it) and what errors say never carry it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return mask_text(url)
+    if "@" not in parts.netloc and not parts.query:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return mask_url(urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)))
+
+
 def mask_text(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     """Any free text (an exception's message) with URL passwords, secret query values and ``secrets`` masked."""
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)

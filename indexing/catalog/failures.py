@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select, update
 
+from errors.redact import mask_text
 from indexing.catalog.engine import CatalogEngine, _chunks, now_utc
 from indexing.schema import failures
 
@@ -27,11 +28,13 @@ class Failures(CatalogEngine):
         next_retry_at: datetime | None,
     ) -> None:
         insert = self._insert()
-        stmt = insert(failures).values(
+        stmt = insert(
+            failures
+        ).values(
             source=source,
             item=item,
             stage=stage,
-            reason=reason[:2000],
+            reason=mask_text(reason)[:2000],
             attempts=1,
             first_at=now,
             last_at=now,

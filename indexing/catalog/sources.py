@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from errors.redact import mask_text
 from indexing.catalog.engine import now_utc
 from indexing.catalog.failures import SOURCE_ITEM, Failures
 from indexing.schema import documents, failures, source_state
@@ -112,7 +113,7 @@ class Sources(Failures):
                 kind,
                 {
                     "last_attempt_at": now,
-                    "last_error": reason[:2000],
+                    "last_error": mask_text(reason)[:2000],
                     "consecutive_failures": failures_now,
                     "next_attempt_at": next_at,
                 },

@@ -144,3 +144,38 @@ def test_parse_when() -> None:
     for span in ("999999d", "99999999999d", "9" * 5000 + "s"):
         with pytest.raises(InputError, match="reaches back before the calendar begins"):
             parse_when(span)
+
+
+def test_feed_credentials_are_never_stored_or_shown(pipeline) -> None:
+    """A feed URL with user:password@ whose items link relatively, and one whose ?token= answers 404: the password
+    and the token reach neither a document URL (nor the index, nor search), a source's error, nor `kup status`."""
+    from fixtures import Item, article_html, paragraphs, rss
+
+    pipeline.server.set("/private/article/1", article_html("Members only story", paragraphs(1, count=6)))
+    items = [Item("Members only story", link="/private/article/1", guid="private-1", summary="A story.")]
+    pipeline.server.set("/private", rss(items), content_type="application/rss+xml")
+    pipeline.server.set("/gone", "gone", status=404, content_type="text/plain")
+    private = pipeline.server.url("/private").replace("http://", "http://alice:s3cret-pw@")
+    tokened = pipeline.server.url("/gone") + "?token=zz-t0ken-zz"
+    pipeline.sources_file.write_text(
+        "sources:\n"
+        f"  - name: private\n    url: {private}\n    allow_private_addresses: true\n"
+        f"  - name: tokened\n    url: {tokened}\n    allow_private_addresses: true\n"
+    )
+    result = kup("refresh")
+    assert result.exit_code == 1  # tokened failed
+    found = kup("search", "Members only story", "--json")
+    status = kup("status", "--json")
+    shown = result.output + found.output + status.output + kup("status").output
+    assert "s3cret-pw" not in shown and "zz-t0ken-zz" not in shown
+    [hit] = [h for h in json.loads(found.stdout)["hits"] if h["source"] == "private"][:1]
+    assert hit["url"] == pipeline.server.url("/private/article/1")  # joined against the feed URL, without userinfo
+    failing = next(s for s in json.loads(status.stdout)["sources"] if s["source"] == "tokened")
+    assert "404" in failing["last_error"]
+    import sqlite3
+
+    with sqlite3.connect(pipeline.data_dir / "catalog.db") as db:
+        stored = " ".join(str(v) for row in db.execute("SELECT * FROM documents") for v in row)
+        stored += " ".join(str(v) for row in db.execute("SELECT * FROM failures") for v in row)
+        stored += " ".join(str(v) for row in db.execute("SELECT * FROM source_state") for v in row)
+    assert "s3cret-pw" not in stored and "zz-t0ken-zz" not in stored
