@@ -4,8 +4,9 @@ News updates a fact by publishing a follow-up ("the closure will now begin on No
 often repeats what it replaced ("the bridge had been due to close on October 27"). A small model reads both
 values and picks either. Two rules keep the replaced value out of an answer's way:
 
-- ``newest_wins``: where a newer passage that signals an update ("now", "UPDATE", "first given as") covers
-  the question's subject, the older passage yields its prompt slot;
+- ``newest_wins``: where a newer passage of the same story or source that signals an update ("now", "UPDATE",
+  "first given as") covers the question's subject, the older passage yields its prompt slot (another feed's
+  wording alone never demotes a passage);
 - ``current_statements``: sentences that only look back at a replaced value (past perfect "had been due to",
   "was first given as", "originally", "previously") are left out of the passages a prompt shows, unless the
   question itself asks about the earlier state ("What was the original figure?").
@@ -79,9 +80,20 @@ def superseded(question: str, passages: Sequence[Passage]) -> list[bool]:
         (p.published, i) for i, p in enumerate(passages) if about[i] and p.published and UPDATE_SIGNAL.search(p.text)
     ]
     return [
-        about[i] and bool(p.published) and any(date > p.published for date, j in newer_updates if j != i)
+        about[i]
+        and bool(p.published)
+        and any(date > p.published and _same_thread(passages[j], p) for date, j in newer_updates if j != i)
         for i, p in enumerate(passages)
     ]
+
+
+def _same_thread(newer: Passage, older: Passage) -> bool:
+    """Whether an update can replace what ``older`` says: the same story (a syndicated follow-up) or the same
+    source (an outlet's own follow-up). Another feed's wording ("now", "update") never demotes a passage."""
+    newer_story, older_story = getattr(newer, "story_id", None), getattr(older, "story_id", None)
+    if newer_story and older_story and newer_story == older_story:
+        return True
+    return newer.source is not None and newer.source == older.source
 
 
 def current_statements(question: str, passage: Passage) -> Passage:

@@ -189,8 +189,8 @@ def test_previous_profile_reproduces_the_plain_top_k(news, dense, sparse, tiny_m
 
 
 def test_an_update_on_the_same_subject_takes_the_place_of_what_it_replaced() -> None:
-    first = Passage(CUTS_FIRST, "Valmira Stores to cut 160 jobs", published="2026-10-01T09:00:00Z")
-    update = Passage(CUTS_UPDATE, "Valmira Stores now to cut 215 jobs", published="2026-10-11T09:00:00Z")
+    first = Passage(CUTS_FIRST, "Valmira Stores to cut 160 jobs", published="2026-10-01T09:00:00Z", source="wire")
+    update = Passage(CUTS_UPDATE, "Valmira Stores now to cut 215 jobs", published="2026-10-11T09:00:00Z", source="wire")
     other = Passage(FERRY, "Ferry runs more often", published="2026-10-01T14:00:00Z")
     question = "How many jobs will Valmira Stores cut in Rookmere?"
     assert superseded(question, [first, other, update]) == [True, False, False]
@@ -203,6 +203,14 @@ def test_an_update_on_the_same_subject_takes_the_place_of_what_it_replaced() -> 
     plain = Passage(CUTS_FIRST.replace("said on Sunday", "said"), "Cuts", published="2026-10-12T09:00:00Z")
     assert superseded(question, [first, plain]) == [False, False]
     assert superseded("How often does the Wynhallow ferry run?", [other, update]) == [False, False]
+    # Another feed's newer passage with an update's words demotes nothing: only the same source or story does.
+    hostile = Passage(CUTS_UPDATE, update.title, published="2026-10-20T09:00:00Z", source="spam")
+    assert superseded(question, [first, hostile]) == [False, False]
+    from answering.retrieval import StoryPassage
+
+    told = StoryPassage(CUTS_FIRST, first.title, published="2026-10-01T09:00:00Z", source="a", story_id="s1")
+    retold = StoryPassage(CUTS_UPDATE, update.title, published="2026-10-11T09:00:00Z", source="b", story_id="s1")
+    assert superseded(question, [told, retold]) == [True, False]  # a syndicated follow-up of the same story
 
 
 def test_answering_as_of_a_date_sees_nothing_published_later(news, dense, sparse) -> None:
