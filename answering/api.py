@@ -6,10 +6,12 @@ field without echoing what was sent; every error detail has its credentials mask
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -23,6 +25,11 @@ from indexing import Catalog, search
 T = TypeVar("T")
 MAX_ERRORS_SHOWN = 10  # validation problems listed per response
 MAX_FIELD_CHARS = 100  # a location or message longer than this is cut
+
+
+def identity_proof(identity: bytes, challenge: str) -> str:
+    """What a server holding ``identity`` answers to ``challenge`` (HMAC-SHA256, hex)."""
+    return hmac.new(identity, challenge.encode(), hashlib.sha256).hexdigest()
 
 
 def http_status(exc: KupError) -> int:
@@ -62,6 +69,7 @@ def create_app(
     catalog: Catalog | None = None,
     overdue_after: float | None = None,
     known_sources: Callable[[], set[str]] | None = None,
+    identity: bytes | None = None,
 ) -> FastAPI:
     """``pipeline`` (an opaque id of the index served) is shown by /health, so a local ``kup search`` can tell
     that this server answers for its own index before asking it instead of loading the model itself."""
@@ -79,8 +87,13 @@ def create_app(
         app.add_api_route("/metrics", metrics_route(catalog, overdue_after), methods=["GET"], include_in_schema=False)
 
     @app.get("/health")
-    def health() -> dict:
-        return {"ok": True, "pipeline": pipeline} if pipeline else {"ok": True}
+    def health(challenge: Annotated[str | None, Query(max_length=128)] = None) -> dict:
+        """Alive; with ``identity`` (a secret in the data directory, owner-only) it answers a caller's ``challenge``
+        with its HMAC, so a local CLI knows this is its own server before it sends a key or a question."""
+        out: dict = {"ok": True, "pipeline": pipeline} if pipeline else {"ok": True}
+        if identity is not None and challenge:
+            out["proof"] = identity_proof(identity, challenge)
+        return out
 
     def known() -> set[str] | None:
         return known_sources() if known_sources else None

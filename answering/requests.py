@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from errors import InputError
-from indexing.search import MAX_QUERY_CHARS
+from indexing.search import MAX_QUERY_CHARS, check_sources  # noqa: F401 - the API checks sources too
 
 Mode = Literal["prompt", "rag-token", "closed-book"]
 MODES: tuple[str, ...] = ("prompt", "rag-token", "closed-book")
@@ -51,17 +51,6 @@ def check_question(question: str | None, mode: str = "prompt", k: int = 5) -> st
     if not 1 <= k <= MAX_K:
         raise InputError(f"--k must be between 1 and {MAX_K}")
     return question
-
-
-def check_sources(requested: list[str] | None, known: set[str] | None) -> None:
-    """Refuse a source nobody knows (a misspelling would otherwise search nothing and find nothing), naming the
-    known ones; ``known`` None: not checked."""
-    if not requested or known is None:
-        return
-    unknown = [name for name in requested if name not in known]
-    if unknown:
-        names = ", ".join(sorted(known)[:30]) or "none yet (run `kup refresh` first)"
-        raise InputError(f"unknown source {', '.join(map(repr, unknown))}; known sources: {names}")
 
 
 class SearchRequest(BaseModel):

@@ -9,8 +9,13 @@ runs in this process as before, with its usual messages.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import logging
+import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +26,25 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8077"  # `kup api`'s default --host and --port
 PROBE_TIMEOUT = httpx.Timeout(1.0, connect=0.25)  # a closed local port refuses at once; a hung one is skipped
+
+
+IDENTITY_FILE = "api-identity"  # in the data directory, owner-only: what proves a local server is ours
+
+
+def api_identity(data_path: Path, *, create: bool = False) -> bytes | None:
+    """The secret a local ``kup api`` proves it holds (created owner-only by ``kup api`` when ``create``); None when
+    none exists yet (no ``kup api`` of this data directory has run)."""
+    path = data_path / IDENTITY_FILE
+    if create and not path.exists():
+        data_path.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another `kup api` made it first
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+    try:
+        return path.read_text().strip().encode() or None
+    except OSError:
+        return None
 
 
 def pipeline_id(s: Settings) -> str:
@@ -72,6 +96,28 @@ def find_api(s: Settings) -> ApiClient | None:
         if explicit:
             logger.warning("no kup api answers at %s (KUP_API_URL); working in this process", url)
         return None
-    if not explicit and health.get("pipeline") != pipeline_id(s):
-        return None  # the default address serves another data directory (or an older kup api)
+    if not explicit and not _proves_it_is_ours(url, s, health):
+        return None
     return ApiClient(url, s.secret("api_key"))
+
+
+def _proves_it_is_ours(url: str, s: Settings, health: dict) -> bool:
+    """Whether the server at the default address serves this index and proves it holds this data directory's
+    identity: anyone may listen on 127.0.0.1:8077, and nothing secret (the key, a question) goes to a server
+    that has not proved it is ours."""
+    if health.get("pipeline") != pipeline_id(s):
+        return False  # another data directory's server (or an older kup api)
+    identity = api_identity(s.data_path)
+    if identity is None:
+        return False
+    challenge = secrets.token_hex(16)
+    try:
+        reply = httpx.get(f"{url.rstrip('/')}/health", params={"challenge": challenge}, timeout=PROBE_TIMEOUT).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    # answering.api.identity_proof computes the same (importing answering would load torch into `kup search`)
+    expected = hmac.new(identity, challenge.encode(), hashlib.sha256).hexdigest()
+    if hmac.compare_digest(str(reply.get("proof", "")), expected):
+        return True
+    logger.warning("the server at %s did not prove it is this data directory's kup api; working in this process", url)
+    return False

@@ -181,8 +181,8 @@ def search(
 def _check_sources(s: Settings, sources: list[str] | None) -> None:
     """A --source nobody knows is one sentence naming the known ones (exit 2), not an empty result."""
     if sources:
-        from answering.requests import check_sources
         from flows.runtime import Runtime
+        from indexing.search import check_sources
 
         with Runtime(s) as rt:
             check_sources(sources, rt.known_sources())
@@ -361,7 +361,7 @@ def api(
 
     from answering.api import create_app
     from answering.api_guards import ApiGuards, check_binding
-    from flows.api_client import pipeline_id
+    from flows.api_client import api_identity, pipeline_id
     from flows.deployments import read_specs
     from flows.health import overdue_after, refresh_every
     from flows.runtime import Runtime
@@ -387,6 +387,7 @@ def api(
             catalog=rt.catalog,
             overdue_after=overdue,
             known_sources=rt.known_sources,
+            identity=api_identity(s.data_path, create=True),  # what a local `kup search` checks before asking
         )
         uvicorn.run(app_, host=host, port=port, log_level="warning")
 

@@ -80,3 +80,14 @@ def collapse_stories(hits: Sequence[Hit]) -> list[Hit]:
         if url and url != first.payload.get("url") and url not in first.payload["also_urls"]:
             first.payload["also_urls"].append(url)
     return list(kept.values())
+
+
+def check_sources(requested: list[str] | None, known: set[str] | None) -> None:
+    """Refuse a source nobody knows (a misspelling would otherwise search nothing and find nothing), naming the
+    known ones; ``known`` None: not checked."""
+    if not requested or known is None:
+        return
+    unknown = [name for name in requested if name not in known]
+    if unknown:
+        names = ", ".join(sorted(known)[:30]) or "none yet (run `kup refresh` first)"
+        raise InputError(f"unknown source {', '.join(map(repr, unknown))}; known sources: {names}")

@@ -28,9 +28,7 @@ class Failures(CatalogEngine):
         next_retry_at: datetime | None,
     ) -> None:
         insert = self._insert()
-        stmt = insert(
-            failures
-        ).values(
+        stmt = insert(failures).values(
             source=source,
             item=item,
             stage=stage,

@@ -11,8 +11,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -146,8 +148,43 @@ def test_search_and_ask_use_a_running_api_and_fall_back_when_it_stops(data_dir, 
     # Without KUP_API_URL, the default address is used only when it serves this same index.
     monkeypatch.setattr(api_client, "DEFAULT_URL", api_server)
     mine = load_settings(data_dir=data_dir, api_url=None)
-    assert api_client.find_api(mine) is not None
+    assert api_client.find_api(mine) is not None  # it proved it holds this data directory's identity
     assert api_client.find_api(load_settings(data_dir=data_dir.parent / "other", api_url=None)) is None
+    assert (data_dir / api_client.IDENTITY_FILE).stat().st_mode & 0o077 == 0  # owner-only
+
+    # Anyone may listen on the default port and repeat this index's pipeline id (/health shows it to all): such a
+    # server cannot prove the identity, so it gets neither the key nor a question.
+    seen: list[tuple[str, dict]] = []
+
+    class Impostor(BaseHTTPRequestHandler):
+        def _answer(self, body: dict) -> None:
+            seen.append((self.path, dict(self.headers)))
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._answer({"ok": True, "pipeline": api_client.pipeline_id(mine), "proof": "0" * 64})
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._answer({"query": "x", "hits": [], "search_ms": 1})
+
+        def log_message(self, *args) -> None:
+            pass
+
+    impostor = ThreadingHTTPServer(("127.0.0.1", 0), Impostor)
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(api_client, "DEFAULT_URL", f"http://127.0.0.1:{impostor.server_address[1]}")
+        keyed = load_settings(data_dir=data_dir, api_url=None, api_key="k3y-for-the-real-server")
+        assert api_client.find_api(keyed) is None
+    finally:
+        impostor.shutdown()
+    assert seen and all(path.startswith("/health") for path, _ in seen)  # only asked to prove itself
+    assert not any("k3y-for-the-real-server" in str(headers) for _, headers in seen)
 
     stopped = api_server.rsplit(":", 1)[0] + f":{free_port()}"  # nothing listens there
     fallback, imported = kup(data_dir, "search", "harbour reopened", "--json", KUP_API_URL=stopped)
