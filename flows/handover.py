@@ -5,8 +5,9 @@ Each schedule slot starts a new run while the previous one still works (the depl
 a limit made the new run wait or be cancelled, and the job stood still meanwhile). The new run loads its models and
 connects first; only when it is ready does it take the job's role in the catalog. The run it replaces finds, at its
 next renewal (every ``RENEW_SECONDS``), that another run holds the role, and stops, saying so. A run whose slot is
-over keeps working until its successor takes over, for at most ``GRACE_SECONDS`` more. A second listener started by
-hand is harmless the same way: the newest holds the role, the other stops.
+over keeps working until its successor takes over, for at most ``GRACE_SECONDS`` more. A listener (or watcher) started
+by hand (``kup events listen``, ``kup watch``) has the role while it lives: a scheduled run that finds it alive
+leaves its slot to it and ends at once; a newer one by hand takes over from an older one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from flows.settings import Settings
 
 RENEW_SECONDS = 1.0
+ALIVE_SECONDS = 10.0  # a holder renewed this recently is alive
+BY_HAND = " [by hand]"  # the mark of a holder started from the command line
 GRACE_SECONDS = 300.0  # how long past its slot a run waits for a successor (none comes when `kup up` stopped)
 GRACE_SHARE = 0.5  # ... and never longer than half its slot
 READY_TIMEOUT = 120.0  # a run that cannot get ready (connect) in this long takes the role anyway: it keeps trying
@@ -39,16 +42,25 @@ def slot_end(minutes: float, scheduled_start: datetime | None) -> float:
     return max(10.0, (end - datetime.now(UTC)).total_seconds())
 
 
+def _alive_by_hand(held: dict) -> bool:
+    renewed = held["renewed_at"]
+    return held["holder"].endswith(BY_HAND) and (datetime.now(UTC) - renewed).total_seconds() < ALIVE_SECONDS
+
+
 class Role:
     """Holds the catalog role ``name`` for the life of a job: taken when ``ready`` is set, renewed every second;
     when another run takes it, ``stop`` is called and ``replaced_by`` says by whom."""
 
-    def __init__(self, settings: Settings, name: str, label: str, say: Callable[[str], None] = log.info) -> None:
+    def __init__(
+        self, settings: Settings, name: str, label: str, say: Callable[[str], None] = log.info, *, by_hand: bool = False
+    ) -> None:
         from indexing import Catalog
 
         self.catalog = Catalog(settings.secret("catalog_url") or settings.resolved_catalog_url)
-        self.name, self.holder, self.say = name, holder_name(label), say
+        self.name, self.say, self.by_hand = name, say, by_hand
+        self.holder = holder_name(label)[: 200 - len(BY_HAND)] + (BY_HAND if by_hand else "")
         self.replaced_by: str | None = None
+        self.left_to: str | None = None  # the listener by hand this scheduled run left its slot to
         self.taken_at: datetime | None = None
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,6 +75,12 @@ class Role:
             if ready is not None and not ready.wait(READY_TIMEOUT) and self._done.is_set():
                 return
             if self._done.is_set():
+                return
+            held = self.catalog.role_holder(self.name)
+            if not self.by_hand and held is not None and _alive_by_hand(held):
+                self.left_to = held["holder"]
+                self.say(f"{held['holder']} holds the {self.name} role: this run leaves its slot to it")
+                stop()
                 return
             before = self.catalog.take_role(self.name, self.holder)
             self.taken_at = datetime.now(UTC)
@@ -94,7 +112,7 @@ class Role:
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
-            if self.replaced_by is None:
+            if self.replaced_by is None and self.left_to is None:
                 self.catalog.release_role(self.name, self.holder)
         finally:
             self.catalog.close()

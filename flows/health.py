@@ -202,10 +202,18 @@ def failing_sources(rows: list[dict[str, Any]]) -> list[str]:
 
 def pipeline_health(settings: Settings, catalog: Catalog, specs: list[DeploymentSpec]) -> Health:
     """The verdict for ``settings``' pipeline: its catalog's last refresh and sources, its server's schedule."""
+    from connectors import load_sources
+    from errors import ConfigError
+
     last = catalog.last_refresh()
+    try:  # a source removed from the sources file is no longer this pipeline's to fail
+        configured = {source.name for source in load_sources(settings.sources_file)}
+        rows = [r for r in catalog.status()["sources"] if r["source"] in configured]
+    except ConfigError:  # unreadable: `kup status` says so below; its sources are not judged here
+        rows = []
     return assess(
         last_finished=last["finished_at"] if last else None,
-        failing_sources=failing_sources(catalog.status()["sources"]),
+        failing_sources=failing_sources(rows),
         every=refresh_every(specs),
         schedule=read_schedule(settings.prefect_api_url),
     )

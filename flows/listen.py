@@ -141,6 +141,7 @@ def listen_here(
     on_start: Callable[[Listener], None] | None = None,
     on_change: Callable[[str], None] | None = None,
     label: str = "kup events listen",
+    by_hand: bool = True,
 ) -> Listener:
     """Listen in this process for ``seconds`` (forever when None, or until KeyboardInterrupt, or until another
     listener takes the ``listen`` role: see ``flows.handover``); each change is refreshed here (``refresh_here``)
@@ -160,14 +161,16 @@ def listen_here(
         heard = listener(settings, refresher or requested)
         if on_start:
             on_start(heard)
-        role = Role(settings, "listen", label, say).hold(heard.connected, heard.stop, alive=heard.connected.is_set)
+        role = Role(settings, "listen", label, say, by_hand=by_hand).hold(
+            heard.connected, heard.stop, alive=heard.connected.is_set
+        )
         try:
             heard.run(seconds)
         except KeyboardInterrupt:
             heard.stop()
         finally:
             role.release()
-        heard.replaced_by = role.replaced_by
+        heard.replaced_by = role.replaced_by or role.left_to
         return heard
     finally:
         if refresher is not None:
@@ -208,7 +211,12 @@ def listen(minutes: float = 10.0, refresh_here: bool = True):
         from prefect.runtime import flow_run
 
         heard = listen_here(
-            settings, seconds, refresh_here=refresh_here, on_change=run_logger.info, label=f"listen run {flow_run.name}"
+            settings,
+            seconds,
+            refresh_here=refresh_here,
+            on_change=run_logger.info,
+            label=f"listen run {flow_run.name}",
+            by_hand=False,
         )
     except KupError as exc:
         run_logger.error("listen failed: %s", exc)

@@ -48,7 +48,12 @@ def watcher(runtime: Runtime, on_change=None) -> FeedWatcher:
 
 
 def watch_here(
-    settings: Settings, seconds: float | None, on_start=None, on_change=None, label: str = "kup watch"
+    settings: Settings,
+    seconds: float | None,
+    on_start=None,
+    on_change=None,
+    label: str = "kup watch",
+    by_hand: bool = True,
 ) -> WatchStats:
     """Watch the hot feeds in this process for ``seconds`` (forever when None), or until another watcher takes the
     ``watch`` role (``flows.handover``: the newest watches)."""
@@ -58,12 +63,12 @@ def watch_here(
         watching = watcher(runtime, on_change)  # models loaded: ready to take over
         if on_start:
             on_start(watching)
-        role = Role(settings, "watch", label, on_change or logger.info).hold(None, watching.stop)
+        role = Role(settings, "watch", label, on_change or logger.info, by_hand=by_hand).hold(None, watching.stop)
         try:
             stats = watching.run(seconds)
         finally:
             role.release()
-        stats.replaced_by = role.replaced_by
+        stats.replaced_by = role.replaced_by or role.left_to
         return stats
 
 
@@ -91,7 +96,9 @@ def watch(minutes: float = 10.0):
 
         from prefect.runtime import flow_run
 
-        stats = watch_here(settings, seconds, started, run_logger.info, label=f"watch run {flow_run.name}")
+        stats = watch_here(
+            settings, seconds, started, run_logger.info, label=f"watch run {flow_run.name}", by_hand=False
+        )
     except KupError as exc:
         run_logger.error("watch failed: %s", exc)
         return failed(str(exc))

@@ -119,3 +119,27 @@ def test_a_role_that_is_never_ready_is_taken_anyway_and_released_at_the_end(tmp_
         assert catalog.role_holder("watch") is None and not stopped.is_set()
     finally:
         catalog.close()
+
+
+def test_a_scheduled_run_leaves_its_slot_to_a_listener_started_by_hand(tmp_path, monkeypatch) -> None:
+    """`kup events listen` beside `kup up`: the listen deployment's run finds it alive, stops at once and leaves
+    the role to it; a newer one by hand would take over as usual."""
+    monkeypatch.setenv("KUP_DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings()
+    by_hand_stopped, scheduled_stopped = threading.Event(), threading.Event()
+    by_hand = Role(settings, "listen", "kup events listen", by_hand=True).hold(None, by_hand_stopped.set)
+    catalog = Catalog(settings.resolved_catalog_url)
+    try:
+        deadline = time.monotonic() + 10
+        while catalog.role_holder("listen") is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        scheduled = Role(settings, "listen", "listen run calm-otter").hold(None, scheduled_stopped.set)
+        assert scheduled_stopped.wait(10) and scheduled.left_to.startswith("kup events listen")
+        time.sleep(1.5)  # a renewal later, the one by hand still holds the role and was never stopped
+        assert catalog.role_holder("listen")["holder"].endswith("[by hand]") and not by_hand_stopped.is_set()
+        scheduled.release()
+        assert catalog.role_holder("listen") is not None  # releasing a role it never took gives nothing up
+    finally:
+        by_hand.release()
+        catalog.close()
