@@ -61,6 +61,18 @@ class Reports:
             return list(self.changes)
 
 
+def _connected_listener(pg, source: SqlSource) -> tuple[pg_events.Listener, Reports]:
+    """The source's trigger installed and a started listener (short debounce) that has reported its connect."""
+    pg_events.apply(source, pg_events.install_sql(source), pg_events.conninfo(source, pg.env()))
+    reports = Reports()
+    listener = pg_events.Listener(
+        [source], pg.env(), reports, debouncer=pg_events.Debouncer(quiet=0.2, max_delay=1, spacing=0.2)
+    )
+    listener.start()
+    reports.wait_for(lambda cs: any(c.reason == "connect" for c in cs))
+    return listener, reports
+
+
 def _notified(changes) -> list[pg_events.Change]:
     return [c for c in changes if c.reason == "notify"]
 
@@ -162,15 +174,8 @@ def test_a_hostile_notify_is_a_change_without_a_key_and_the_listener_keeps_liste
     and a key that is no row key are counted as changes without a key; the next real change is heard as before."""
     _table(pg)
     source = _source()
-    dsn = pg_events.conninfo(source, pg.env())
-    pg_events.apply(source, pg_events.install_sql(source), dsn)
-    reports = Reports()
-    listener = pg_events.Listener(
-        [source], pg.env(), reports, debouncer=pg_events.Debouncer(quiet=0.2, max_delay=1, spacing=0.2)
-    )
-    listener.start()
+    listener, reports = _connected_listener(pg, source)
     try:
-        reports.wait_for(lambda cs: any(c.reason == "connect" for c in cs))
         nested = '{"op": "INSERT", "key": ' + "[" * 3000 + "]" * 3000 + "}"
         odd = '{"op": "UPDATE", "key": {"id": 1, "rows": [1, [2, [3]]]}}'
         with pg.engine.begin() as conn:
@@ -196,15 +201,8 @@ def test_a_key_too_long_to_notify_never_fails_the_writers_insert(pg) -> None:
             text('CREATE TABLE "Pages" (id text PRIMARY KEY, body text, updated_at timestamptz DEFAULT now())')
         )
     source = _source()
-    dsn = pg_events.conninfo(source, pg.env())
-    pg_events.apply(source, pg_events.install_sql(source), dsn)
-    reports = Reports()
-    listener = pg_events.Listener(
-        [source], pg.env(), reports, debouncer=pg_events.Debouncer(quiet=0.2, max_delay=1, spacing=0.2)
-    )
-    listener.start()
+    listener, reports = _connected_listener(pg, source)
     try:
-        reports.wait_for(lambda cs: any(c.reason == "connect" for c in cs))
         long_key = "k" * 9000
         with pg.engine.begin() as conn:
             conn.execute(text("INSERT INTO \"Pages\" (id, body) VALUES (:id, 'a long key')"), {"id": long_key})
