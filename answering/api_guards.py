@@ -39,8 +39,13 @@ class ApiGuards:
     hosts: tuple[str, ...] = field(init=False, default=())
 
     def __post_init__(self) -> None:
-        names = [h.strip().lower() for h in (*LOCAL_HOSTS, *self.allowed_hosts) if h and h.strip()]
-        object.__setattr__(self, "hosts", tuple(dict.fromkeys(_bracketed(n) for n in names)))
+        object.__setattr__(self, "hosts", served_hosts([*LOCAL_HOSTS, *self.allowed_hosts]))
+
+
+def served_hosts(names: Sequence[str]) -> tuple[str, ...]:
+    """Host names as a Host header carries them (lower case, IPv6 in brackets), without duplicates."""
+    names = [h.strip().lower() for h in names if h and h.strip()]
+    return tuple(dict.fromkeys(_bracketed(n) for n in names))
 
 
 def is_loopback(host: str) -> bool:
@@ -72,7 +77,7 @@ def _bracketed(host: str) -> str:
     return host
 
 
-def _host_name(header: str) -> str:
+def host_name(header: str) -> str:
     """The name in a Host header, without its port (``[::1]:8077`` -> ``[::1]``)."""
     header = header.strip().lower()
     if header.startswith("["):
@@ -116,7 +121,7 @@ class GuardMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         g = self.guards
-        host = _host_name(_header(scope, b"host") or "")
+        host = host_name(_header(scope, b"host") or "")
         if "*" not in g.hosts and host not in g.hosts:
             return await _answer(send, 400, "this host name is not served here; add it to KUP_API_ALLOWED_HOSTS")
         if self._key is not None and scope.get("path") not in OPEN_PATHS and not self._authorized(scope):

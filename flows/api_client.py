@@ -9,17 +9,16 @@ runs in this process as before, with its usual messages.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from flows.local_secrets import owner_only_secret
 from flows.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -34,17 +33,8 @@ IDENTITY_FILE = "api-identity"  # in the data directory, owner-only: what proves
 def api_identity(data_path: Path, *, create: bool = False) -> bytes | None:
     """The secret a local ``kup api`` proves it holds (created owner-only by ``kup api`` when ``create``); None when
     none exists yet (no ``kup api`` of this data directory has run)."""
-    path = data_path / IDENTITY_FILE
-    if create and not path.exists():
-        data_path.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # another `kup api` made it first
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(32))
-    try:
-        return path.read_text().strip().encode() or None
-    except OSError:
-        return None
+    secret = owner_only_secret(data_path / IDENTITY_FILE, lambda: secrets.token_hex(32), create=create)
+    return secret.encode() if secret else None
 
 
 def pipeline_id(s: Settings) -> str:

@@ -357,10 +357,9 @@ def api(
     port: Annotated[int, typer.Option(help="Port")] = 8077,
 ) -> None:
     """Serve /search and /ask over HTTP (JSON; OpenAPI schema at /docs). Beyond 127.0.0.1 it needs KUP_API_KEY."""
-    import uvicorn
-
     from answering.api import create_app
     from answering.api_guards import ApiGuards, check_binding
+    from answering.http_server import ServerLimits, serve
     from flows.api_client import api_identity, pipeline_id
     from flows.deployments import read_specs
     from flows.health import overdue_after, refresh_every
@@ -389,7 +388,8 @@ def api(
             known_sources=rt.known_sources,
             identity=api_identity(s.data_path, create=True),  # what a local `kup search` checks before asking
         )
-        uvicorn.run(app_, host=host, port=port, log_level="warning")
+        limits = ServerLimits(header_timeout=s.api_header_timeout, max_connections=s.api_max_connections)
+        serve(app_, host, port, limits)
 
 
 app.command()(cli_training.finetune)
@@ -407,7 +407,15 @@ def up() -> None:
     import time
 
     from flows.deployments import read_specs, runner_deployments
-    from flows.server import api_reachable, dashboard_url, serve_deployments, start_server, stop_server
+    from flows.server import (
+        AUTH_FILE,
+        api_reachable,
+        dashboard_url,
+        serve_deployments,
+        server_needs_credential,
+        start_server,
+        stop_server,
+    )
 
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt  # a service manager's SIGTERM stops cleanly too: the server we started goes with us
@@ -435,7 +443,12 @@ def up() -> None:
         monitor = Monitor(s, specs, lambda line: console.print(line, markup=False))
         monitor.check()  # runs a stopped `kup up` left behind are crashed now, their slots freed
         monitor.start()
-        console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}", markup=False)
+        sign_in = ""
+        if server is not None and server_needs_credential(s):
+            where = "PREFECT_SERVER_API_AUTH_STRING" if os.environ.get("PREFECT_SERVER_API_AUTH_STRING") else None
+            where = where or f"{s.prefect_home / AUTH_FILE}, readable by you only"
+            sign_in = f" (sign in with the credential in {where})"
+        console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}{sign_in}", markup=False)
         console.print("Serving: " + ", ".join(spec.full_name for spec in specs) + "  (Ctrl-C stops)", markup=False)
         from connectors import load_sources
         from flows.up_progress import announce_first_run, long_lived_jobs, start_now

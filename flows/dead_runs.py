@@ -21,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from flows.prefect_http import prefect_client
+
 HEARTBEAT_SECONDS = 30  # Prefect's minimum
 DEAD_AFTER = 3 * HEARTBEAT_SECONDS  # three heartbeats missed
 SWEEP_SECONDS = 30
@@ -92,7 +94,7 @@ def find_dead_runs(
 ) -> list[DeadRun]:
     """Runs of ``deployments`` (names) in a live state with no sign of life for ``dead_after`` seconds."""
     now = now or datetime.now(UTC)
-    with httpx.Client(base_url=api_url.rstrip("/"), timeout=10) as client:
+    with prefect_client(api_url) as client:
         runs = _live_runs(client, deployments)
         if not runs:
             return []
@@ -113,7 +115,8 @@ def find_dead_runs(
 def crash(api_url: str, run: DeadRun, message: str) -> bool:
     """Set ``run`` Crashed with ``message``; True when the server accepted it (a run that ended meanwhile is not)."""
     body = {"state": {"type": "CRASHED", "name": "Crashed", "message": message}, "force": False}
-    response = httpx.post(f"{api_url.rstrip('/')}/flow_runs/{run.id}/set_state", json=body, timeout=10)
+    with prefect_client(api_url) as client:
+        response = client.post(f"/flow_runs/{run.id}/set_state", json=body)
     response.raise_for_status()
     return response.json().get("status") == "ACCEPT"
 

@@ -25,6 +25,7 @@ import httpx
 
 from flows.dead_runs import SWEEP_SECONDS, DeadRun, find_dead_runs, reap
 from flows.deployments import DeploymentSpec
+from flows.prefect_http import prefect_client
 from flows.settings import Settings
 from indexing.reports import human_duration
 
@@ -69,7 +70,7 @@ def read_schedule(api_url: str, timeout: float = 5.0) -> Schedule:
     answers (or it has no such deployment)."""
     base = api_url.rstrip("/")
     try:
-        with httpx.Client(base_url=base, timeout=timeout) as client:
+        with prefect_client(base, timeout) as client:
             found = client.post(
                 "/deployments/filter", json={"deployments": {"name": {"any_": [SCHEDULED_REFRESH]}}}
             ).json()

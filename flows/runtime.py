@@ -127,13 +127,15 @@ class Runtime:
         s = self.settings
         if not (s.dask_address or s.dask_workers):
             return None
-        from indexing.fanout import Fanout, Recipe
+        from indexing.fanout import Fanout, Recipe, client_security
 
         return Fanout(
             Recipe.of(self.chunker, self.dense),
             address=s.secret("dask_address"),
             workers=s.dask_workers,
             unreachable=s.dask_unreachable,
+            security=client_security(s.secret("dask_tls_ca"), s.secret("dask_tls_cert"), s.secret("dask_tls_key")),
+            allow_plaintext=s.dask_allow_plaintext,
         )
 
     @cached_property

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,8 +17,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from answering.api_guards import is_loopback
 from errors import ConfigError
 from flows.dead_runs import HEARTBEAT_SECONDS
+from flows.local_secrets import owner_only_secret
 from flows.settings import Settings
 
 
@@ -48,11 +51,33 @@ def prefect_env(settings: Settings, *, api_url: str | None = None) -> dict[str, 
     }
     if api_url:
         env["PREFECT_API_URL"] = api_url
+    if "PREFECT_API_AUTH_STRING" not in os.environ and (credential := server_credential(settings)):
+        env["PREFECT_API_AUTH_STRING"] = credential  # the server `kup up` started beyond loopback wants it
     return env
 
 
+AUTH_FILE = "server-auth"  # in PREFECT_HOME, owner-only: the credential of a server bound beyond loopback
+
+
+def server_credential(settings: Settings, *, create: bool = False) -> str | None:
+    """The basic-auth credential ('kup:<random>') of the Prefect server ``kup up`` starts beyond loopback, made
+    owner-only in the data directory when ``create``; None when there is none."""
+    path = settings.prefect_home / AUTH_FILE
+    return owner_only_secret(path, lambda: f"kup:{secrets.token_urlsafe(24)}", create=create)
+
+
+def server_needs_credential(settings: Settings) -> bool:
+    return not is_loopback(settings.prefect_server_host)
+
+
 def start_server(settings: Settings, *, timeout: float = 90.0) -> subprocess.Popen:
-    """Start ``prefect server start`` for ``settings.prefect_api_url`` and wait until it answers."""
+    """Start the Prefect server for ``settings.prefect_api_url`` and wait until it answers.
+
+    It is Prefect's own server (API, dashboard, services) behind a Host and Origin check (``flows.server_app``),
+    listening on ``KUP_PREFECT_SERVER_HOST`` (127.0.0.1). Beyond loopback it also requires basic auth:
+    ``PREFECT_SERVER_API_AUTH_STRING`` when set, else a credential made owner-only in the data directory; this
+    process and the runs it starts send it as ``PREFECT_API_AUTH_STRING``.
+    """
     parts = urlsplit(settings.prefect_api_url)
     if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigError(
@@ -61,16 +86,26 @@ def start_server(settings: Settings, *, timeout: float = 90.0) -> subprocess.Pop
         )
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     log_path = Path(settings.prefect_home) / "server.log"
-    prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+    port = parts.port or 4200
+    bind = settings.prefect_server_host
     env = {**os.environ, **prefect_env(settings)}
     env.pop("PREFECT_API_URL", None)  # the server itself must not talk to another API
     env["PREFECT_UI_API_URL"] = settings.prefect_api_url  # the dashboard's own calls (default: port 4200)
     # Concurrency leases on disk (PREFECT_HOME/concurrency_leases), not in the server's memory: a slot taken
     # before a restart is still known after it, and expires there if its run never comes back.
     env.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem")
+    hosts = [h for h in settings.prefect_allowed_hosts.split(",") if h.strip()]
+    if server_needs_credential(settings):
+        credential = os.environ.get("PREFECT_SERVER_API_AUTH_STRING") or server_credential(settings, create=True)
+        env["PREFECT_SERVER_API_AUTH_STRING"] = credential
+        os.environ.setdefault("PREFECT_API_AUTH_STRING", credential)  # this process and the runs it starts
+        hosts += [socket.gethostname(), socket.getfqdn()]  # the names a team reaches this machine by
+        if "PREFECT_UI_API_URL" not in os.environ:  # the dashboard seen from other machines calls this one
+            env["PREFECT_UI_API_URL"] = f"http://{socket.getfqdn()}:{port}/api"
+    env["KUP_PREFECT_ALLOWED_HOSTS"] = ",".join(hosts)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [prefect, "server", "start", "--host", parts.hostname, "--port", str(parts.port or 4200)],
+            [sys.executable, "-m", "flows.server_app", "--host", bind, "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

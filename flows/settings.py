@@ -80,6 +80,16 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024, description="largest request body")
     api_generate_at_once: int = Field(1, ge=1, le=64, description="/ask answers generated at once (CPU or GPU bound)")
     api_generate_waiting: int = Field(4, ge=0, le=1024, description="/ask requests queued; more get 503 Retry-After")
+    api_header_timeout: float = Field(
+        10.0, gt=0, le=300, description="seconds a connection has to send a request's headers, drip or not; then closed"
+    )
+    api_max_connections: int = Field(
+        512,
+        ge=16,
+        le=65_536,
+        description="connections open at once (half at most still sending headers: the longest waiting is closed "
+        "for a new one); lowered to fit the open-file limit",
+    )
     api_url: str | None = Field(
         None,
         description="a running `kup api` that `kup search`/`kup ask` ask first (no model load): its URL, or 'off'; "
@@ -110,8 +120,32 @@ class Settings(BaseSettings):
 
     # Orchestration -----------------------------------------------------------------------------
     prefect_api_url: str = Field("http://127.0.0.1:4200/api", description="Prefect server that `kup up` starts/uses")
+    prefect_server_host: str = Field(
+        "127.0.0.1",
+        description="interface the Prefect server `kup up` starts listens on; beyond loopback it requires a "
+        "credential, made owner-only in the data dir (PREFECT_SERVER_API_AUTH_STRING to choose your own)",
+    )
+    prefect_allowed_hosts: str = Field(
+        "", description="comma-separated Host names that server answers besides localhost (stops DNS rebinding)"
+    )
     dask_address: str | None = Field(
-        None, description="Dask scheduler (tcp://host:8786) that chunks and embeds large batches; None: in-process"
+        None,
+        description="Dask scheduler that chunks and embeds large batches: tls://host:8786 with the KUP_DASK_TLS_* "
+        "certificates (a plain tcp:// one only on this machine, or with dask_allow_plaintext); None: in-process",
+    )
+    dask_tls_ca: str | None = Field(
+        None, description="CA that signed the Dask cluster's certificates: a PEM file, or prefect-secret:<block>"
+    )
+    dask_tls_cert: str | None = Field(
+        None, description="kup's client certificate for a tls:// scheduler: a PEM file, or prefect-secret:<block>"
+    )
+    dask_tls_key: SecretStr | None = Field(
+        None, description="that certificate's private key: a PEM file, or prefect-secret:<block>; never logged"
+    )
+    dask_allow_plaintext: bool = Field(
+        False,
+        description="accept plain tcp:// to a scheduler on another machine: whoever can reach it can join as a "
+        "worker and run code in kup (results are unpickled here)",
     )
     dask_workers: int = Field(
         0, ge=0, le=256, description="without dask_address: a local Dask cluster of this many workers (0: in-process)"

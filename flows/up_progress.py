@@ -11,6 +11,7 @@ import httpx
 from rich.console import Console
 
 from flows.deployments import DeploymentSpec
+from flows.prefect_http import prefect_client
 from flows.server import dashboard_url
 
 WAIT_FOR_SCHEDULE = 180.0  # seconds to look for the first scheduled run (the scheduler creates them within a minute)
@@ -21,7 +22,8 @@ def _first_run(api_url: str, deployment: str, where: dict, sort: str, timeout: f
     (also when the server does not answer)."""
     body = {"deployments": {"name": {"any_": [deployment]}}, "flow_runs": where, "sort": sort, "limit": 1}
     try:
-        response = httpx.post(f"{api_url.rstrip('/')}/flow_runs/filter", json=body, timeout=timeout)
+        with prefect_client(api_url, timeout) as client:
+            response = client.post("/flow_runs/filter", json=body)
         response.raise_for_status()
         runs = response.json()
     except (httpx.HTTPError, ValueError):
@@ -120,20 +122,18 @@ def start_now(
     running: their schedule slots fall on round 10 minutes, and nothing should wait for one to listen."""
     if not deployments:
         return None
-    base = api_url.rstrip("/")
 
-    def start_one(deployment: dict) -> None:
-        live = httpx.post(
-            f"{base}/flow_runs/filter",
+    def start_one(client: httpx.Client, deployment: dict) -> None:
+        live = client.post(
+            "/flow_runs/filter",
             json={
                 "deployments": {"id": {"any_": [deployment["id"]]}},
                 "flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}},
                 "limit": 1,
             },
-            timeout=10,
         ).json()
         if not live:
-            httpx.post(f"{base}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10).raise_for_status()
+            client.post(f"/deployments/{deployment['id']}/create_flow_run", json={}).raise_for_status()
             console.print(f"Started {deployment['name']} now (its slots are every 10 min)", markup=False)
 
     def start() -> None:
@@ -141,12 +141,11 @@ def start_now(
         pending = list(deployments)
         while pending and time.monotonic() < deadline:
             try:
-                found = httpx.post(
-                    f"{base}/deployments/filter", json={"deployments": {"name": {"any_": pending}}}, timeout=10
-                ).json()
-                for deployment in found:
-                    start_one(deployment)
-                    pending.remove(deployment["name"])
+                with prefect_client(api_url) as client:
+                    found = client.post("/deployments/filter", json={"deployments": {"name": {"any_": pending}}}).json()
+                    for deployment in found:
+                        start_one(client, deployment)
+                        pending.remove(deployment["name"])
             except (httpx.HTTPError, ValueError, KeyError):
                 pass  # the server is busy registering the deployments: asked again in a moment
             time.sleep(2)

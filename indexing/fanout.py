@@ -8,6 +8,11 @@ chunker and encoders once, from a small ``Recipe``, and keeps them for later tas
 
 ``distributed`` is used directly rather than through ``prefect-dask``: this layer knows nothing of Prefect, and
 the fan-out happens inside one task (the writer must stay single), not as Prefect tasks.
+
+Gathering a result unpickles what a worker sent, so whoever can join the cluster as a worker can run code in this
+process. A scheduler is therefore reached over TLS with a client certificate (the cluster admits only holders of
+certificates from its own CA), a plain ``tcp://`` one only on this machine or where the operator says so, and the
+local cluster listens on 127.0.0.1 with a throw-away certificate (or in-process, without a listener at all).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_address
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -24,7 +32,12 @@ from errors import ConfigError, KupError
 from indexing.chunking import Chunk, Chunker
 from indexing.embedding import DenseEncoder, SparseEncoder, SparseVector, packaged_model_path
 
+if TYPE_CHECKING:
+    from distributed.security import Security
+
 logger = logging.getLogger(__name__)
+
+_TLS_SETTINGS = "KUP_DASK_TLS_CA, KUP_DASK_TLS_CERT and KUP_DASK_TLS_KEY"
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,55 @@ def encode_part(recipe: Recipe, texts: list[str]) -> tuple[np.ndarray, list[Spar
 # -- in the caller --------------------------------------------------------------------------------
 
 
+def client_security(ca: str | None, cert: str | None, key: str | None) -> Security | None:
+    """Dask's client-side TLS from the cluster's CA certificate, kup's certificate and its key (each a file path or
+    the PEM text itself); None when none is given. Loaded now, so a wrong file stops the run with one sentence."""
+    if not (ca or cert or key):
+        return None
+    missing = [name for name, value in (("CA", ca), ("CERT", cert), ("KEY", key)) if not value]
+    if missing:
+        unset = " and ".join(f"KUP_DASK_TLS_{name}" for name in missing)
+        raise ConfigError(f"TLS to the Dask scheduler needs {_TLS_SETTINGS} together; set {unset} too")
+    from distributed.security import Security
+
+    # Dask reads a value holding a line break as the PEM text itself (kept in memory), anything else as a path.
+    security = Security(require_encryption=True, tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key)
+    try:
+        security.get_connection_args("client")
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a missing file, a key that is not the cert's
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"the Dask TLS files cannot be loaded ({reason}); correct {_TLS_SETTINGS}") from None
+    return security
+
+
+def _check_address(address: str, security: Security | None, allow_plaintext: bool) -> None:
+    """Refuse, before connecting, an address whose cluster anyone on the network could join as a worker."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")  # Dask's default protocol is tcp
+    if parts.scheme in ("tls", "wss"):
+        if security is None:
+            raise ConfigError(f"KUP_DASK_ADDRESS {address} uses TLS, so set {_TLS_SETTINGS} to kup's certificate")
+        return
+    if security is not None:
+        raise ConfigError(f"{_TLS_SETTINGS} are set but KUP_DASK_ADDRESS {address} is not TLS; write it as tls://")
+    if parts.scheme == "inproc" or allow_plaintext or _loopback(parts.hostname):
+        return
+    raise ConfigError(
+        f"the Dask scheduler {address} is reached without TLS, so any machine that can reach it could join as a "
+        f"worker and run code in this process; use a tls:// KUP_DASK_ADDRESS with {_TLS_SETTINGS}, or set "
+        "KUP_DASK_ALLOW_PLAINTEXT=true to accept that risk"
+    )
+
+
+def _loopback(host: str | None) -> bool:
+    """Whether ``host`` is this machine for certain: localhost or a loopback IP (a name is not resolved)."""
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        return ip_address(host or "").is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
 @dataclass
 class FanoutStats:
     """Seconds spent, summed over workers (busy) and as the caller waited (wall), per stage."""
@@ -114,6 +176,10 @@ class Fanout:
 
     A scheduler that does not answer stops the run with one sentence (``unreachable="fail"``), or is
     skipped with one warning, the work then done in-process (``unreachable="in-process"``).
+
+    A ``tls://`` scheduler is reached with ``security`` (see ``client_security``); a plain one not on this machine
+    is refused unless ``allow_plaintext``: whoever joins it as a worker could run code here. The local cluster
+    talks TLS on 127.0.0.1 (worker processes) or stays inside this process (``processes=False``).
     """
 
     def __init__(
@@ -127,13 +193,19 @@ class Fanout:
         min_texts: int = 128,
         min_documents: int = 64,
         connect_timeout: float = 10.0,
+        security: Security | None = None,
+        allow_plaintext: bool = False,
     ) -> None:
         if not address and workers < 1:
             raise ConfigError("a Dask fan-out needs KUP_DASK_ADDRESS or KUP_DASK_WORKERS of at least 1")
         if unreachable not in ("fail", "in-process"):
             raise ConfigError(f"KUP_DASK_UNREACHABLE must be 'fail' or 'in-process', not {unreachable!r}")
+        if address:
+            _check_address(address, security, allow_plaintext)
         self.recipe = recipe
         self.address = address
+        self.security = security
+        self.allow_plaintext = allow_plaintext
         self.workers = workers
         self.processes = processes
         self.unreachable = unreachable
@@ -158,7 +230,9 @@ class Fanout:
 
             try:
                 if self.address:
-                    self._client = Client(self.address, timeout=self.connect_timeout, set_as_default=False)
+                    self._client = Client(
+                        self.address, timeout=self.connect_timeout, security=self.security, set_as_default=False
+                    )
                     try:  # a scheduler without workers would hold every batch forever
                         self._client.wait_for_workers(1, timeout=self.connect_timeout)
                     except TimeoutError:
@@ -171,11 +245,21 @@ class Fanout:
                         processes=self.processes,
                         dashboard_address=None,
                         silence_logs=logging.WARNING,
+                        **self._local_listener(),
                     )
                     self._client = Client(self._cluster, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
                 self._unreachable(" ".join(str(exc).split()) or type(exc).__name__)
             return self._client
+
+    def _local_listener(self) -> dict:
+        """Where the local cluster listens: TLS on 127.0.0.1 with a certificate made for it alone (no one else holds
+        its key, so no one else joins), or nowhere when its workers are threads in this process."""
+        if not self.processes:
+            return {"protocol": "inproc://"}
+        from distributed.security import Security
+
+        return {"protocol": "tls://", "host": "127.0.0.1", "security": Security.temporary()}
 
     def _unreachable(self, reason: str, what: str = "does not answer") -> None:
         if self.unreachable == "fail":
