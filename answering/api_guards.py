@@ -102,7 +102,8 @@ async def _answer(send, status: int, detail: str, headers: Sequence[tuple[bytes,
     await send({"type": "http.response.body", "body": body})
 
 
-def _header(scope, name: bytes) -> str | None:
+def scope_header(scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case) in an ASGI scope, or None."""
     for key, value in scope.get("headers", ()):
         if key == name:
             return value.decode("latin-1")
@@ -121,7 +122,7 @@ class GuardMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         g = self.guards
-        host = host_name(_header(scope, b"host") or "")
+        host = host_name(scope_header(scope, b"host") or "")
         if "*" not in g.hosts and host not in g.hosts:
             return await _answer(send, 400, "this host name is not served here; add it to KUP_API_ALLOWED_HOSTS")
         if self._key is not None and scope.get("path") not in OPEN_PATHS and not self._authorized(scope):
@@ -131,7 +132,7 @@ class GuardMiddleware:
                 "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 [(b"www-authenticate", b'Bearer realm="kup"')],
             )
-        length = _header(scope, b"content-length")
+        length = scope_header(scope, b"content-length")
         if length is not None:
             if not length.strip().isdigit():
                 return await _answer(send, 400, "the Content-Length header is not a number")
@@ -162,8 +163,8 @@ class GuardMiddleware:
             await _answer(send, 413, str(exc.detail))
 
     def _authorized(self, scope) -> bool:
-        given = _header(scope, b"x-api-key")
-        auth = _header(scope, b"authorization")
+        given = scope_header(scope, b"x-api-key")
+        auth = scope_header(scope, b"authorization")
         if given is None and auth is not None:
             scheme, _, token = auth.strip().partition(" ")
             given = token.strip() if scheme.lower() == "bearer" else None

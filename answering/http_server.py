@@ -1,22 +1,26 @@
 """The HTTP server under `kup api`: uvicorn, with a deadline for each request's headers and a bound on connections.
 
 uvicorn closes a kept-alive connection that stays silent (``timeout_keep_alive``) and answers 503 beyond
-``limit_concurrency``, but neither acts on a connection that sends its request line and headers a byte at a time:
-each byte restarts nothing and cancels the keep-alive timer, and the 503 is decided only once the headers are
-complete. kup's guards (``answering.api_guards``) also run only then. So a few hundred such connections
-("slowloris") used to hold the API, and at a common 1,024 open-file limit they left no descriptor to accept
-a real caller with. Here each connection waiting for a request's headers has a deadline (total time, so a drip
-does not extend it), at most half of the connections may be waiting so, and when a new one would pass either
-bound the connection that has waited longest is closed. A real client sends its headers in one packet: it waits
-for microseconds and is never the oldest.
+``limit_concurrency``, but neither bounds a connection that sends its request line and headers a byte at a time:
+each byte cancels the keep-alive timer, and the 503 is decided only once the headers are complete. kup's guards
+(``answering.api_guards``) also run only then. So a few hundred such connections ("slowloris") used to hold the
+API, and at a common 1,024 open-file limit they left no descriptor to accept a real caller with.
+
+Here a connection waiting for a request's headers has a deadline (total time, so a drip does not extend it); at
+most half of the connections may be waiting so, and a new connection beyond that, or beyond all connections,
+closes the one that has waited longest. A real client sends its headers in one packet, so it waits for
+microseconds and is never the oldest: the listen backlog is kept small enough (``ServerLimits.backlog``) that a
+burst of new connections cannot push it out before its packet is read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import h11
@@ -44,36 +48,59 @@ class ServerLimits:
 
     @property
     def backlog(self) -> int:
-        """Connections accepted in one event-loop turn (asyncio accepts up to the backlog per turn): under half of
-        ``max_waiting``, so a burst cannot push a real client out before its first packet is read."""
+        """The listen backlog, which is also how many connections asyncio accepts in one event-loop turn: at most
+        half of ``max_waiting``, so a burst of new connections cannot push a real client out before its first
+        packet (its headers) is read."""
         return max(8, min(MAX_BACKLOG, self.max_waiting // 2))
+
+
+@dataclass
+class _Watch:
+    """One server's view of its connections: those waiting for headers, oldest first, and those it is closing."""
+
+    limits: ServerLimits
+    waiting: dict[HeaderDeadlineProtocol, None] = field(default_factory=dict)  # an ordered set
+    closing: int = 0  # closed here, their connection_lost still to come (they still count in uvicorn's list)
+    closed: dict[str, int] = field(default_factory=dict)  # by reason, for a rare log line
+    reported: float = float("-inf")
+
+    def count(self, reason: str) -> None:
+        self.closed[reason] = self.closed.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self.reported >= 60:  # one line a minute at most: an attack must not flood the log
+            self.reported = now
+            logger.warning(
+                "closed connections that did not send a request's headers in time, or too many at once (%s so far); "
+                "limits: %.0f s (KUP_API_HEADER_TIMEOUT), %d connections (KUP_API_MAX_CONNECTIONS)",
+                ", ".join(f"{n} {why}" for why, n in sorted(self.closed.items())),
+                self.limits.header_timeout,
+                self.limits.max_connections,
+            )
 
 
 class HeaderDeadlineProtocol(H11Protocol):
     """uvicorn's h11 protocol, which closes a connection whose request headers are not in by the deadline, and the
-    longest-waiting connection when too many wait. One subclass per server holds its limits (``protocol_for``)."""
+    longest-waiting connection when too many wait. One subclass per server holds its state (``protocol_for``)."""
 
-    limits: ClassVar[ServerLimits] = ServerLimits()
-    waiting: ClassVar[dict[HeaderDeadlineProtocol, None]]  # connections waiting for headers, oldest first
-    closed: ClassVar[dict[str, int]]  # connections closed so, by reason (for a rare log line)
-    _reported: ClassVar[list[float]]
+    watch: ClassVar[_Watch]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: Any = None  # asyncio.TimerHandle while waiting for a request's headers
+        self._deadline: asyncio.TimerHandle | None = None  # while waiting for a request's headers
+        self._closing = False  # closed here; connection_lost settles the count
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._watch()
-        over = len(self.connections) - self.limits.max_connections  # connection_lost of closed ones comes later
-        evicted = 0
-        for victim in list(self.waiting):
-            if evicted >= over and len(self.waiting) <= self.limits.max_waiting:
+        watch, limits = self.watch, self.watch.limits
+        over = len(self.connections) - watch.closing - limits.max_connections
+        for victim in list(watch.waiting):
+            if over <= 0 and len(watch.waiting) <= limits.max_waiting:
                 break
             if victim is not self:
                 victim._close("evicted")
-                evicted += 1
-        if evicted < over and not self.transport.is_closing():  # every other connection is serving a request
+                over -= 1
+        if over > 0:  # every other connection is serving a request: this one is told so at once
             self.transport.write(_BUSY)
             self._close("busy")
 
@@ -87,6 +114,9 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
+        if self._closing:
+            self._closing = False
+            self.watch.closing -= 1
         super().connection_lost(exc)
 
     def _watch(self) -> None:
@@ -94,37 +124,27 @@ class HeaderDeadlineProtocol(H11Protocol):
         if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
             self._stop_waiting()
         elif self._deadline is None:
-            self._deadline = self.loop.call_later(self.limits.header_timeout, self._close, "timed out")
-            self.waiting[self] = None
+            self._deadline = self.loop.call_later(self.watch.limits.header_timeout, self._close, "timed out")
+            self.watch.waiting[self] = None
 
     def _stop_waiting(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-        self.waiting.pop(self, None)
+        self.watch.waiting.pop(self, None)
 
     def _close(self, reason: str) -> None:
         self._stop_waiting()
         if not self.transport.is_closing():
             self.transport.close()
-        self.closed[reason] = self.closed.get(reason, 0) + 1
-        now = time.monotonic()
-        if now - self._reported[0] >= 60:  # one line a minute at most: an attack must not flood the log
-            self._reported[0] = now
-            counts = ", ".join(f"{n} {why}" for why, n in sorted(self.closed.items()))
-            logger.warning(
-                "closed connections that did not send a request's headers in time or too many at once (%s so far); "
-                "limits: %.0f s (KUP_API_HEADER_TIMEOUT), %d connections (KUP_API_MAX_CONNECTIONS)",
-                counts,
-                self.limits.header_timeout,
-                self.limits.max_connections,
-            )
+            self._closing = True
+            self.watch.closing += 1
+        self.watch.count(reason)
 
 
 def protocol_for(limits: ServerLimits) -> type[HeaderDeadlineProtocol]:
     """A protocol class for one server: its connections share these limits and one list of those waiting."""
-    state = {"limits": limits, "waiting": {}, "closed": {}, "_reported": [float("-inf")]}
-    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), state)
+    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"watch": _Watch(limits)})
 
 
 def server_config(app, host: str, port: int, limits: ServerLimits):
@@ -149,7 +169,9 @@ def serve(app, host: str, port: int, limits: ServerLimits | None = None) -> None
 
     limits = limits or ServerLimits()
     limits = replace(limits, max_connections=fit_open_files(limits.max_connections))
-    uvicorn.Server(server_config(app, host, port, limits)).run()
+    server = uvicorn.Server(server_config(app, host, port, limits))  # a taken port: uvicorn logs it, exits 3
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn shuts down gracefully, then raises it again
+        server.run()
 
 
 def fit_open_files(connections: int) -> int:

@@ -9,13 +9,12 @@ import httpx
 
 
 def prefect_auth() -> httpx.BasicAuth | None:
-    """Basic auth from ``PREFECT_API_AUTH_STRING`` ('user:password'), or None when the server needs none."""
-    value = os.environ.get("PREFECT_API_AUTH_STRING")
-    if value is None:
-        from prefect.settings import PREFECT_API_AUTH_STRING
+    """Basic auth from ``PREFECT_API_AUTH_STRING`` ('user:password'), or None when the server needs none.
 
-        setting = PREFECT_API_AUTH_STRING.value()  # a Prefect profile may hold it
-        value = setting.get_secret_value() if hasattr(setting, "get_secret_value") else setting
+    Read from the environment only (kup commands put the credential of a server ``kup up`` started there): the
+    status command must answer without importing Prefect.
+    """
+    value = os.environ.get("PREFECT_API_AUTH_STRING")
     if not value:
         return None
     user, _, password = value.partition(":")

@@ -21,14 +21,7 @@ import json
 import os
 from urllib.parse import urlsplit
 
-from answering.api_guards import LOCAL_HOSTS, host_name, served_hosts
-
-
-def _header(scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return value.decode("latin-1")
-    return None
+from answering.api_guards import LOCAL_HOSTS, host_name, scope_header, served_hosts
 
 
 def _origin_matches(origin: str, host_header: str) -> bool:
@@ -47,12 +40,12 @@ class HostOriginGuard:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)  # lifespan: Prefect's services start and stop here
-        host = _header(scope, b"host") or ""
+        host = scope_header(scope, b"host") or ""
         if "*" not in self.hosts and host_name(host) not in self.hosts:
             return await self._refuse(
                 scope, send, 400, "this host name is not served here; see KUP_PREFECT_ALLOWED_HOSTS"
             )
-        origin = _header(scope, b"origin")
+        origin = scope_header(scope, b"origin")
         if origin is not None and not _origin_matches(origin, host):
             return await self._refuse(scope, send, 403, "requests from another site's pages are refused")
         return await self.app(scope, receive, send)

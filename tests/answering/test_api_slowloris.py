@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ class Dripper:
 class Drippers:
     """``count`` connections, each sending one more byte of a request every ``every`` seconds until the server closes
     it; ``kept`` more send a whole request first and drip the next one on the kept-alive connection. With
-    ``reopen``, a closed one is replaced at once, as an attacker would."""
+    ``reopen``, a closed one is replaced ``every`` seconds later, as an attacker would."""
 
     port: int
     count: int
@@ -57,16 +58,18 @@ class Drippers:
     kept: int = 0
     spacing: float = 0.0  # seconds between opening one and the next
     reopen: bool = False
-    opened: list[Dripper] = field(default_factory=list)
-    live: list[Dripper] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
+    opened: list[Dripper] = field(default_factory=list, repr=False)
+    live: list[Dripper] = field(default_factory=list, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _reopen: deque[float] = field(default_factory=deque, repr=False)  # when to replace those closed
 
     def __enter__(self) -> Drippers:
         self._selector = selectors.DefaultSelector()
         for _ in range(self.kept):
             self._open(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         for _ in range(self.count):
-            self._open()
+            if not self._open() and self.reopen:
+                self._reopen.append(time.monotonic())
             time.sleep(self.spacing)
         self._thread = threading.Thread(target=self._drip, daemon=True)
         self._thread.start()
@@ -79,11 +82,11 @@ class Drippers:
             d.sock.close()
         self._selector.close()
 
-    def _open(self, head: bytes = b"") -> None:
+    def _open(self, head: bytes = b"", timeout: float = 1) -> bool:
         try:
-            sock = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         except OSError:
-            return  # the accept queue is full: the next turn tries again
+            return False  # the accept queue is full: the next turn tries again
         sock.setblocking(False)
         dripper = Dripper(sock, time.monotonic(), sent=-1 if head else 0)  # -1: its response is still to come
         if head:
@@ -91,6 +94,7 @@ class Drippers:
         self.opened.append(dripper)
         self.live.append(dripper)
         self._selector.register(sock, selectors.EVENT_READ, dripper)
+        return True
 
     def _drip(self) -> None:
         while not self._stop.is_set():
@@ -113,15 +117,16 @@ class Drippers:
                         d.sent += 1
                     except OSError:
                         self._closed(d)
-            if self.reopen:
-                for _ in range(self.count - len(self.live)):
-                    self._open()
+            while self._reopen and self._reopen[0] <= now and self._open(timeout=0.05):
+                self._reopen.popleft()  # (a full accept queue refuses it: tried again next turn)
 
     def _closed(self, dripper: Dripper) -> None:
         dripper.closed = time.monotonic()
         self._selector.unregister(dripper.sock)
         dripper.sock.close()
         self.live.remove(dripper)
+        if self.reopen:
+            self._reopen.append(dripper.closed + self.every)
 
 
 @pytest.fixture
@@ -157,7 +162,7 @@ def wait_until(condition, timeout: float) -> None:
 
 
 def test_connections_that_drip_their_headers_are_closed_at_the_deadline(app) -> None:
-    timeout, slack = 2.0, 1.5
+    timeout, slack = 2.0, 2.0
     limits = ServerLimits(header_timeout=timeout, max_connections=2048)  # 1,024 may wait: the deadline closes them
     with serving(app, limits) as port, Drippers(port, 300, kept=5) as attack:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=KEYED, timeout=5) as client:
@@ -209,6 +214,7 @@ def test_beyond_the_connection_limit_a_new_connection_gets_503_at_once(app) -> N
 def kup_api(tmp_path: Path, open_files: tuple[int, int], **env: str) -> Iterator[tuple[int, subprocess.Popen]]:
     """A real `kup api` process with a key, an empty data dir and this open-file limit (soft, hard)."""
     port = free_port()
+    log = (tmp_path / "kup-api.log").open("w")
     (tmp_path / "sources.yaml").write_text("sources:\n  - name: news\n    url: https://news.example.com/feed\n")
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("KUP_", "PREFECT_"))}
     environ |= {"KUP_DATA_DIR": str(tmp_path / "data"), "KUP_SOURCES_FILE": str(tmp_path / "sources.yaml")}
@@ -218,14 +224,13 @@ def kup_api(tmp_path: Path, open_files: tuple[int, int], **env: str) -> Iterator
         cwd=ROOT,
         env=environ,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=log,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, open_files),
     )
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, process.stderr.read()
+            assert process.poll() is None, (tmp_path / "kup-api.log").read_text()
             assert time.monotonic() < deadline, "kup api did not answer within 60 s"
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
@@ -235,7 +240,12 @@ def kup_api(tmp_path: Path, open_files: tuple[int, int], **env: str) -> Iterator
         yield port, process
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 @pytest.mark.slow
@@ -254,10 +264,11 @@ def test_a_keyed_client_is_served_while_hundreds_drip_at_a_low_open_file_limit(t
                     assert client.get("/metrics").status_code == 200  # a keyed route
                 slowest, served = max(slowest, time.monotonic() - started), served + 1
                 time.sleep(0.3)
-            assert len(attack.live) > 100 and len(attack.opened) > 400  # still attacking, and coming back
+            assert len(attack.live) > 50 and len(attack.opened) > 400  # as many as the server lets wait, coming back
         assert process.poll() is None
         assert served >= 10 and slowest < 2.0, f"slowest of {served}: {slowest:.1f} s"
-    assert "KUP_API_MAX_CONNECTIONS" in process.stderr.read()  # told that the file limit lowered the cap
+    told = (tmp_path / "kup-api.log").read_text()
+    assert "leaves room for" in told and "KUP_API_MAX_CONNECTIONS" in told  # the file limit lowered the cap
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the server's limits from /proc")
