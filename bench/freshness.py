@@ -261,7 +261,7 @@ def _pg_database() -> tuple[str, callable]:
 def _kup(env: dict[str, str], *args: str, log: Path | None = None) -> subprocess.Popen:
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "cli.main", *args], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
     )
 
 
@@ -322,7 +322,7 @@ def main() -> None:
         try:
             if "sql" in modes:
                 subprocess.run(
-                    [sys.executable, "-m", "flows.cli", "events", "install", "notes", "--yes"],
+                    [sys.executable, "-m", "cli.main", "events", "install", "notes", "--yes"],
                     env=up.env,
                     cwd=ROOT,
                     check=True,

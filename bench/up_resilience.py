@@ -142,7 +142,7 @@ def main() -> None:
             def status() -> None:
                 while not stop.wait(STATUS_EVERY):
                     done = subprocess.run(
-                        [sys.executable, "-m", "flows.cli", "status"],
+                        [sys.executable, "-m", "cli.main", "status"],
                         env=up.env,
                         cwd=ROOT,
                         capture_output=True,

@@ -49,7 +49,7 @@ def _until_next_scheduled_run() -> float | None:
         return None
     from prefect.settings import PREFECT_API_URL
 
-    from flows.up_progress import first_scheduled_run
+    from flows.prefect_http import first_scheduled_run
 
     when = first_scheduled_run(PREFECT_API_URL.value() or "", deployment.name)
     return None if when is None else max(0.0, (when - datetime.now(UTC)).total_seconds())

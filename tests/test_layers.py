@@ -1,4 +1,4 @@
-"""The import direction holds: flows -> answering -> training -> indexing -> connectors -> errors.
+"""The import direction holds: cli -> flows -> answering -> training -> indexing -> connectors -> errors.
 
 A module may import its own package and any package below it, never one above; and no package's
 modules import each other in a circle.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["errors", "connectors", "indexing", "training", "answering", "flows"]  # bottom first
+LAYERS = ["errors", "connectors", "indexing", "training", "answering", "flows", "cli"]  # bottom first
 
 
 def _imports(path: Path) -> set[str]:

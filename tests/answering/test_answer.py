@@ -168,7 +168,7 @@ def test_http_api(api_url) -> None:
 
 @pytest.mark.usefixtures("restore_environ")
 def test_cli_ask(filled, tmp_path, tiny_model_dir, monkeypatch) -> None:
-    from flows.cli import app
+    from cli.main import app
 
     monkeypatch.setenv("KUP_BASE_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("KUP_MAX_NEW_TOKENS", "8")

@@ -246,7 +246,7 @@ def test_qdrant_credentials_never_reach_an_api_response(dense, sparse, tmp_path)
 def test_kup_api_refuses_a_public_address_without_a_key(tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.main import app
 
     env = {"KUP_DATA_DIR": str(tmp_path / "data"), "KUP_API_KEY": ""}
     refused = CliRunner().invoke(app, ["api", "--host", "0.0.0.0", "--port", "1"], env=env, catch_exceptions=False)
@@ -257,7 +257,7 @@ def test_kup_api_refuses_a_public_address_without_a_key(tmp_path) -> None:
 def test_kup_status_masks_the_qdrant_credentials(tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.main import app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -220,7 +220,7 @@ def kup_api(tmp_path: Path, open_files: tuple[int, int], **env: str) -> Iterator
     environ |= {"KUP_DATA_DIR": str(tmp_path / "data"), "KUP_SOURCES_FILE": str(tmp_path / "sources.yaml")}
     environ |= {"KUP_API_URL": "off", "KUP_API_KEY": KEY, "HF_HUB_OFFLINE": "1", **env}
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "api", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "api", "--port", str(port)],
         cwd=ROOT,
         env=environ,
         stdout=subprocess.DEVNULL,

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from fixtures import Item, article_html, rss
-from flows.cli import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness", "restore_environ")]
 

@@ -16,7 +16,7 @@ from indexing import EdgeStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
-KUP = [sys.executable, "-m", "flows.cli"]
+KUP = [sys.executable, "-m", "cli.main"]
 
 
 def run_env(pipeline, data_dir: Path) -> dict[str, str]:

@@ -62,7 +62,7 @@ def test_runs_triggered_by_hand_show_in_the_dashboard(served) -> None:
     assert _wait_for_state(api, refresh_id) == "COMPLETED"
 
     out = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "backfill", "--source", "world", "--since", "30d", "--wait"],
+        [sys.executable, "-m", "cli.main", "backfill", "--source", "world", "--since", "30d", "--wait"],
         env=env,
         cwd=ROOT,
         capture_output=True,

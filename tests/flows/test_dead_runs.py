@@ -92,7 +92,7 @@ def crashed_with_reason(up: KupUp, run_id: str, reason: str = GONE) -> dict:
 def stopped_status(up: KupUp) -> subprocess.CompletedProcess | None:
     """`kup status` when its first line says refreshes have stopped, else None."""
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "status"], env=up.env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli.main", "status"], env=up.env, cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     return done if done.stdout.startswith("kup: refreshes have stopped") else None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from flows.refresh_local import refresh_here
 from flows.runtime import Runtime
 from flows.settings import load_settings
@@ -187,7 +187,7 @@ def test_kup_status_with_drift_on_loads_no_model_library(pipeline) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUP_", "PREFECT_"))}
     env |= {**pipeline.env(), "KUP_DRIFT_CHECK": "true", "KUP_API_URL": "off"}
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "flows.cli", "status"],
+        [sys.executable, "-X", "importtime", "-m", "cli.main", "status"],
         cwd=ROOT,
         env=env,
         capture_output=True,

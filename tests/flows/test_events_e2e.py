@@ -85,7 +85,7 @@ def test_a_committed_row_is_refreshed_through_an_event_and_survives_a_killed_con
     listen = None
     try:
         installed = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "events", "install", "notes", "--yes"],
+            [sys.executable, "-m", "cli.main", "events", "install", "notes", "--yes"],
             env=up.env,
             cwd=ROOT,
             capture_output=True,
@@ -96,7 +96,7 @@ def test_a_committed_row_is_refreshed_through_an_event_and_survives_a_killed_con
         log = tmp_path / "listen.log"
         with open(log, "w") as out:
             listen = subprocess.Popen(
-                [sys.executable, "-m", "flows.cli", "events", "listen", *([] if here else ["--no-refresh-here"])],
+                [sys.executable, "-m", "cli.main", "events", "listen", *([] if here else ["--no-refresh-here"])],
                 env=up.env,
                 cwd=ROOT,
                 stdout=out,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from indexing import Catalog
 from tests.training.conftest import FACTS, FAST, add_documents
 from training import AdapterRegistry

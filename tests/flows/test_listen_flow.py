@@ -182,7 +182,7 @@ def test_a_refresh_here_and_another_process_refreshing_the_same_source_write_eac
     refresher.warm_up()
     env = {**os.environ, "KUP_PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}  # no server: in-process
     other = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "refresh", "--source", "notes"],
+        [sys.executable, "-m", "cli.main", "refresh", "--source", "notes"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -33,7 +33,7 @@ def test_the_api_key_can_name_a_secret_block_too(monkeypatch) -> None:
 
     from prefect.blocks.system import Secret
 
-    from flows.api_client import find_api
+    from cli.api_client import find_api
 
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802

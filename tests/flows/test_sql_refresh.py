@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, text
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.main import app
 from flows.refresh import refresh
 from flows.runtime import Runtime
 from flows.settings import load_settings

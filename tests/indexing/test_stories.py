@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cli.views import search_data
 from connectors import Document
-from flows.views import search_data
 from indexing import Catalog, Chunker, EdgeStore, Indexer, search
 from indexing.stories import BANDS, fingerprint, same_story
 

@@ -24,7 +24,7 @@ def add(registry: AdapterRegistry, *, passed: bool, summary: dict, new_probes: i
 
 
 def test_adapters_list_shows_closed_book_accuracy_fuar_and_general_probe_change(tmp_path) -> None:
-    from flows.cli import app
+    from cli.main import app
 
     registry = AdapterRegistry(tmp_path / "adapters")
     old = add(registry, passed=True, summary={"new_gain": 0.2, "general_forgetting": 0.01})  # trained before probes

@@ -33,7 +33,7 @@ def test_documents_without_facts_are_a_visible_skip_and_the_gate_rejects_the_upd
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from flows.views_training import print_finetune
+    from cli.views_training import print_finetune
 
     add_documents(catalog, FACTLESS, when=datetime.now(UTC) - timedelta(days=3))
     recipe = load_recipe(None, **{**FAST, "epochs": 1, "gate": {"probes": True}})

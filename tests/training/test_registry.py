@@ -155,7 +155,7 @@ def test_a_broken_manifest_is_skipped_with_a_warning(tmp_path, caplog, manifest:
 
 
 def test_adapters_list_and_promote_on_the_cli_survive_leftovers(tmp_path) -> None:
-    from flows.cli import app
+    from cli.main import app
 
     registry = AdapterRegistry(tmp_path / "adapters")
     a = add(registry)

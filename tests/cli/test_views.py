@@ -9,9 +9,9 @@ from decimal import Decimal
 from rich.console import Console
 
 from answering import Answer, Citation
+from cli.views import _cursor_position, freshness_lines, print_answer_end, print_run_figures
+from cli.views_training import adapters_data, print_adapters, print_finetune
 from connectors.sql import SqlCursor
-from flows.views import _cursor_position, freshness_lines, print_answer_end, print_run_figures
-from flows.views_training import adapters_data, print_adapters, print_finetune
 from training.registry import AdapterRegistry
 
 NOW = datetime(2026, 11, 20, 9, 10, tzinfo=UTC)

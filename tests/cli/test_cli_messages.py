@@ -13,10 +13,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from typer.testing import CliRunner
 
+from cli.main import _print_finished_run, app
+from cli.shared import console
 from fixtures import ROOT
 from fixtures.kup_up import free_port
-from flows.cli import _print_finished_run, app
-from flows.cli_shared import console
 from flows.reindex import reindex  # imports Prefect here: its log handlers keep pytest's stderr, not a CliRunner's
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "restore_environ")
@@ -52,7 +52,7 @@ def test_refresh_without_a_server_exit_codes_whole_lines_and_a_broken_sources_fi
     # Piped through a real process: the long name and its whole error stay on one line, not cut to 80 columns.
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLUMNS")}
     piped = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "status"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "cli.main", "status"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert piped.returncode == 1, piped.stdout + piped.stderr  # a source is failing: exit 1, as `kup refresh`
     assert piped.stdout.startswith(f"kup: stale: {LONG_NAME} failing or backing off; the last refresh completed")

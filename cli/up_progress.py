@@ -11,40 +11,10 @@ import httpx
 from rich.console import Console
 
 from flows.deployments import DeploymentSpec
-from flows.prefect_http import prefect_client
+from flows.prefect_http import first_scheduled_run, first_started_run, prefect_client
 from flows.server import dashboard_url
 
 WAIT_FOR_SCHEDULE = 180.0  # seconds to look for the first scheduled run (the scheduler creates them within a minute)
-
-
-def _first_run(api_url: str, deployment: str, where: dict, sort: str, timeout: float) -> dict | None:
-    """The first run of ``deployment`` (its name) matching the flow-run filter ``where`` in ``sort`` order, or None
-    (also when the server does not answer)."""
-    body = {"deployments": {"name": {"any_": [deployment]}}, "flow_runs": where, "sort": sort, "limit": 1}
-    try:
-        with prefect_client(api_url, timeout) as client:
-            response = client.post("/flow_runs/filter", json=body)
-        response.raise_for_status()
-        runs = response.json()
-    except (httpx.HTTPError, ValueError):
-        return None
-    return runs[0] if runs else None
-
-
-def first_scheduled_run(api_url: str, deployment: str, timeout: float = 5.0) -> datetime | None:
-    """Expected start of the earliest scheduled run of ``deployment`` (its name), or None when none is scheduled."""
-    run = _first_run(
-        api_url, deployment, {"state": {"type": {"any_": ["SCHEDULED"]}}}, "EXPECTED_START_TIME_ASC", timeout
-    )
-    if not run or not run.get("expected_start_time"):
-        return None
-    return datetime.fromisoformat(run["expected_start_time"].replace("Z", "+00:00"))
-
-
-def first_started_run(api_url: str, deployment: str, after: datetime, timeout: float = 5.0) -> dict | None:
-    """The first run of ``deployment`` that started after ``after`` (its id, name and start time), or None."""
-    run = _first_run(api_url, deployment, {"start_time": {"after_": after.isoformat()}}, "START_TIME_ASC", timeout)
-    return run if run and run.get("start_time") else None
 
 
 def schedule_words(spec: DeploymentSpec) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.cli_models import preparing_notice
+from cli.main import app
+from cli.models import preparing_notice
 from flows.settings import load_settings
 
 pytestmark = pytest.mark.usefixtures("restore_environ")

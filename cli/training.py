@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from cli.models import announce_preparation
+from cli.shared import console, friendly, report_to_running_server, settings
 from errors import KupError
-from flows.cli_models import announce_preparation
-from flows.cli_shared import console, friendly, report_to_running_server, settings
 
 
 @friendly
@@ -27,9 +27,9 @@ def finetune(
     load_recipe(recipe or s.recipe, method=method)  # a bad recipe fails here, with every problem listed
     announce_preparation(s)
     report_to_running_server(s)
+    from cli.views import to_json
+    from cli.views_training import print_finetune
     from flows.finetune import finetune as finetune_flow
-    from flows.views import to_json
-    from flows.views_training import print_finetune
 
     state = finetune_flow(
         recipe=str(recipe) if recipe else None, method=method, progress_bar=not as_json, return_state=True
@@ -58,8 +58,8 @@ def _registry():
 @friendly
 def adapters_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """Every adapter, newest last; the champion is marked."""
-    from flows.views import to_json
-    from flows.views_training import adapters_data, print_adapters
+    from cli.views import to_json
+    from cli.views_training import adapters_data, print_adapters
 
     rows = adapters_data(_registry())
     if as_json:

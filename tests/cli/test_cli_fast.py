@@ -1,6 +1,6 @@
 """A quick CLI: `kup search` and `kup status` as shell commands load no heavy library, and ask a running `kup api`.
 
-Each command runs as a user runs it (``python -m flows.cli`` in a fresh process) under ``-X importtime``,
+Each command runs as a user runs it (``python -m cli.main`` in a fresh process) under ``-X importtime``,
 whose report lists every module the process imported. No wall-clock bound is asserted: what makes the
 command slow on a cold start is what it imports and loads, and that is what these tests pin.
 """
@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli import api_client
 from connectors import Document
 from fixtures.kup_up import free_port
-from flows import api_client
 from flows.settings import load_settings
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer
 
@@ -69,7 +69,7 @@ def environment(data: Path, **extra: str) -> dict[str, str]:
 def kup(data: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     """``kup ARGS`` in a fresh process, and the top-level packages it imported."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "flows.cli", *args],
+        [sys.executable, "-X", "importtime", "-m", "cli.main", *args],
         cwd=ROOT,
         env=environment(data, **env),
         capture_output=True,
@@ -104,7 +104,7 @@ def api_server(data_dir, tiny_model_dir):
     port = free_port()
     env = environment(data_dir, KUP_BASE_MODEL=str(tiny_model_dir), KUP_MAX_NEW_TOKENS="8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "api", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "api", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -1,8 +1,8 @@
 """The ``kup`` command line. User mistakes print one sentence, not a traceback.
 
 Commands: ``refresh``, ``search``, ``status``, ``backfill``, ``reindex``, ``ask``, ``api``, ``finetune``,
-``adapters list|promote|rollback`` (those two in ``flows.cli_training``), ``models prepare`` (``flows.cli_models``),
-``events install|remove|listen`` and ``watch`` (``flows.cli_events``)
+``adapters list|promote|rollback`` (those two in ``cli.training``), ``models prepare`` (``cli.models``),
+``events install|remove|listen`` and ``watch`` (``cli.events``)
 and ``up``. Global flags choose
 the pipeline (data dir, sources file, catalog and Qdrant URLs); what commands print lives in the views.
 """
@@ -17,10 +17,10 @@ from typing import Annotated
 
 import typer
 
-from errors import InputError, KupError
-from flows import cli_events, cli_training
-from flows.cli_models import announce_preparation, models_app
-from flows.cli_shared import (
+from cli import events as cli_events
+from cli import training as cli_training
+from cli.models import announce_preparation, models_app
+from cli.shared import (
     choose_settings,
     console,
     err_console,
@@ -31,6 +31,7 @@ from flows.cli_shared import (
     settings,
     use_prefect_server,
 )
+from errors import InputError, KupError
 from flows.settings import Settings
 
 __all__ = ["app", "parse_when"]
@@ -93,9 +94,9 @@ def refresh(
     A flow run on the Prefect server when one answers (it shows in the dashboard), else in this process.
     Exit code 0: the index is fresh; 1: a source failed or is backing off; 2: a mistake in the command or settings.
     """
+    from cli.views import print_refresh, to_json
     from connectors import load_sources, select_sources
     from flows.server import api_reachable
-    from flows.views import print_refresh, to_json
 
     s = settings()
     select_sources(load_sources(s.sources_file), source)  # a bad sources file fails before anything starts
@@ -151,7 +152,7 @@ def search(
 
     Asks a running `kup api` serving the same index when there is one (no model to load), else searches here.
     """
-    from flows.views import print_search, search_data, to_json
+    from cli.views import print_search, search_data, to_json
 
     published_after = parse_when(since) if since else None
     s = settings()
@@ -192,7 +193,7 @@ def _search_via_api(s: Settings, query: str, limit: int, sources: list[str] | No
     """The running `kup api`'s answer as a SearchResult, or None to search in this process."""
     from datetime import UTC, datetime
 
-    from flows.api_client import find_api
+    from cli.api_client import find_api
 
     body: dict = {"query": query, "k": limit, "sources": sources or None}
     if published_after is not None:
@@ -217,10 +218,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
     """Show whether refreshes are completing (first line), documents per source, pending work, failures, the last
     refresh and the freshness lag. Exit code 0: healthy, refreshing or not scheduled; 1: refreshes have stopped or a
     source is failing or backing off (as for `kup refresh`)."""
+    from cli.views import print_status, status_data, to_json
     from flows.deployments import read_specs
     from flows.health import pipeline_health
     from flows.runtime import Runtime
-    from flows.views import print_status, status_data, to_json
 
     s = settings()
     with Runtime(s) as rt:
@@ -258,8 +259,8 @@ def _run_deployment(name: str, parameters: dict, wait: bool) -> None:
 
 def _print_finished_run(flow: str, run) -> None:
     """What the run did: its figures when its result is readable, else its summary artifact, else its message."""
+    from cli.views import print_run_figures
     from flows.run_results import SUMMARY_KEYS, run_result, summary_text
-    from flows.views import print_run_figures
 
     if (result := run_result(run)) is not None:
         print_run_figures(flow, result, console)
@@ -311,8 +312,8 @@ def ask(
 ) -> None:
     """Answer from the freshest passages with the base model plus the champion adapter, citing sources."""
     from answering.requests import check_question, recent_since
+    from cli.views import print_answer_end, to_json
     from flows.runtime import Runtime
-    from flows.views import print_answer_end, to_json
 
     question = check_question(question, mode, k)  # a question, mode and --k that will do, before any model loads
     recent_since(recent)  # refuses a non-positive or absurd --recent before the model loads
@@ -321,7 +322,7 @@ def ask(
     if when is not None and len(as_of.strip()) == 10:  # a bare date: the whole of that day
         when += timedelta(days=1, microseconds=-1)
     s = settings()
-    from flows.api_client import find_api
+    from cli.api_client import find_api
 
     client = find_api(s)
     body = {"question": question, "mode": mode, "k": k, "recent_days": recent, "sources": source or None}
@@ -360,7 +361,7 @@ def api(
     from answering.api import create_app
     from answering.api_guards import ApiGuards, check_binding
     from answering.http_server import ServerLimits, serve
-    from flows.api_client import api_identity, pipeline_id
+    from cli.api_client import api_identity, pipeline_id
     from flows.deployments import read_specs
     from flows.health import overdue_after, refresh_every
     from flows.runtime import Runtime
@@ -450,8 +451,8 @@ def up() -> None:
             sign_in = f" (sign in with the credential in {where})"
         console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}{sign_in}", markup=False)
         console.print("Serving: " + ", ".join(spec.full_name for spec in specs) + "  (Ctrl-C stops)", markup=False)
+        from cli.up_progress import announce_first_run, long_lived_jobs, start_now
         from connectors import load_sources
-        from flows.up_progress import announce_first_run, long_lived_jobs, start_now
 
         announce_first_run(s.prefect_api_url, specs, console)
         try:  # a listener and a watcher from the start, not from the next round 10 minutes

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli.main import app
 from connectors import pg_events
 from connectors.sources import SqlSource
 from fixtures.kup_up import free_port
-from flows.cli import app
 from tests.conftest import _postgres_source
 
 pytestmark = pytest.mark.usefixtures("restore_environ")

@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
+from cli.shared import console, err_console, friendly, settings, use_prefect_server
 from connectors.sources import SqlSource
 from errors import InputError
-from flows.cli_shared import console, err_console, friendly, settings, use_prefect_server
 
 events_app = typer.Typer(
     help="Database change events: PostgreSQL triggers that NOTIFY, and a listener that refreshes a source at once.",

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from cli.up_progress import schedule_words
 from fixtures import start_kup_up
 from flows.deployments import DeploymentSpec
-from flows.up_progress import schedule_words
 
 pytestmark = pytest.mark.slow
 

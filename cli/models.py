@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from flows.cli_shared import console, err_console, friendly, settings
+from cli.shared import console, err_console, friendly, settings
 from flows.settings import Settings
 
 models_app = typer.Typer(help="The language and embedding models kup uses.", no_args_is_help=True)

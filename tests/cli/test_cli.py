@@ -8,9 +8,9 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app, parse_when
 from errors import InputError
 from fixtures.kup_up import free_port
-from flows.cli import app, parse_when
 from flows.refresh import refresh  # noqa: F401 - imports Prefect here: its log handlers keep pytest's stderr
 
 pytestmark = pytest.mark.usefixtures("prefect_harness", "restore_environ", "no_prefect_server")
