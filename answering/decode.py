@@ -135,14 +135,6 @@ def token_mixture(per_passage: Sequence[Sequence[float]], log_weights) -> list[f
     return torch.logsumexp(torch.tensor(per_passage) + log_weights[:, None], dim=0).tolist()
 
 
-def rag_token_continuation_logprob(
-    model, tokenizer, prompts: Sequence[str], scores: Sequence[float], continuation: str, *, temperature: float = 0.05
-) -> float:
-    """Log-probability of ``continuation`` under RAG-token: per token, the weighted mixture over passages."""
-    per_passage = [choices_logprobs(model, tokenizer, p, [continuation])[0] for p in prompts]
-    return sum(token_mixture(per_passage, retrieval_log_weights(scores, temperature)))
-
-
 def choices_logprobs(model, tokenizer, prompt: str, choices: Sequence[str]) -> list[list[float]]:
     """Per-token log-probabilities of each choice after ``prompt``; the prompt is read once and its
     KV cache reused for every choice (multiple-choice scoring)."""

@@ -14,10 +14,9 @@ from typing import Any
 
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from indexing import Catalog, now_utc
-from indexing.schema import documents, failures, roles, source_state
+from indexing.catalog.runs import RefreshRun
 
 QUEUED = ("pending", "failed")  # documents waiting to be (re)indexed
 
@@ -33,39 +32,9 @@ class CatalogCollector(Collector):
         self.catalog = catalog
         self.overdue_after = overdue_after  # seconds without a completed refresh that mean refreshes stopped
 
-    def _rows(self) -> dict[str, Any]:
-        with self.catalog.engine.connect() as conn:
-            return {
-                "counts": conn.execute(
-                    select(documents.c.source, documents.c.status, func.count()).group_by(
-                        documents.c.source, documents.c.status
-                    )
-                ).all(),
-                "oldest_queued": conn.execute(
-                    select(documents.c.source, func.min(documents.c.updated_at))
-                    .where(documents.c.status.in_(QUEUED))
-                    .group_by(documents.c.source)
-                ).all(),
-                "states": conn.execute(
-                    select(
-                        source_state.c.source,
-                        source_state.c.kind,
-                        source_state.c.last_success_at,
-                        source_state.c.last_attempt_at,
-                        source_state.c.consecutive_failures,
-                    )
-                ).all(),
-                "roles": conn.execute(select(roles.c.name, roles.c.renewed_at)).all(),
-                "failures": conn.execute(
-                    select(failures.c.source, failures.c.stage, func.count())
-                    .where(failures.c.resolved_at.is_(None))
-                    .group_by(failures.c.source, failures.c.stage)
-                ).all(),
-            }
-
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = now_utc()
-        rows = self._rows()
+        rows = self.catalog.metric_rows(QUEUED)
         yield from self._documents(rows["counts"])
         yield from self._sources(rows, now)
         open_failures = GaugeMetricFamily(
@@ -135,7 +104,7 @@ class CatalogCollector(Collector):
         yield success
         yield streak
 
-    def _last_refresh(self, last: dict[str, Any] | None, now: datetime) -> Iterator[GaugeMetricFamily]:
+    def _last_refresh(self, last: RefreshRun | None, now: datetime) -> Iterator[GaugeMetricFamily]:
         finished = GaugeMetricFamily("kup_last_refresh_timestamp_seconds", "When the last refresh run finished")
         duration = GaugeMetricFamily("kup_last_refresh_duration_seconds", "How long the last refresh run took")
         healthy = GaugeMetricFamily("kup_last_refresh_healthy", "1 when the last refresh left the index fresh, else 0")
@@ -148,18 +117,16 @@ class CatalogCollector(Collector):
             "1 when no refresh has completed for a few schedule intervals (refreshes have stopped), else 0",
         )
         if self.overdue_after is not None:
-            age = None if last is None else _seconds(now, last["finished_at"])
+            age = None if last is None else _seconds(now, last.finished_at)
             overdue.add_metric([], 1.0 if age is None or age > self.overdue_after else 0.0)
         if last is not None:
-            summary = last.get("summary") or {}
-            index = summary.get("index") or {}
-            finished.add_metric([], last["finished_at"].timestamp())
-            duration.add_metric([], float(summary.get("seconds") or (last["finished_at"] - last["started_at"]).seconds))
-            verdict = (summary.get("verdict") or {}).get("status")
-            healthy.add_metric([], 1.0 if verdict == "healthy" else 0.0)
-            embedded.add_metric([], float(index.get("embedded") or 0))
-            if index.get("embedded") and index.get("seconds"):
-                throughput.add_metric([], round(index["embedded"] / index["seconds"], 3))
+            summary, index = last.summary, last.summary.index
+            finished.add_metric([], last.finished_at.timestamp())
+            duration.add_metric([], float(summary.seconds or (last.finished_at - last.started_at).seconds))
+            healthy.add_metric([], 1.0 if summary.verdict is not None and summary.verdict.status == "healthy" else 0.0)
+            embedded.add_metric([], float(index.embedded or 0))
+            if index.embedded and index.seconds:
+                throughput.add_metric([], round(index.embedded / index.seconds, 3))
         yield finished
         yield duration
         yield healthy

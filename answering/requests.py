@@ -87,14 +87,6 @@ class AskRequest(BaseModel):
     as_of: AwareDatetime | None = None  # answer as on that moment: nothing published later
 
 
-def require_query(query: str) -> str:
-    """The query without surrounding blanks; an empty one is refused."""
-    query = (query or "").strip()
-    if not query:
-        raise InputError("the query is empty; pass some words to search for")
-    return query
-
-
 def recent_since(days: float | None, now: datetime | None = None) -> datetime | None:
     """The moment ``days`` before now (None when no window is asked for); non-positive or absurd spans are refused."""
     if days is None:

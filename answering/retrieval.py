@@ -103,7 +103,7 @@ class RetrievalPolicy:
     """How candidates become an answer's passages. ``RetrievalPolicy.previous()`` is the plain top-k of before."""
 
     # Passages per article (the rest of the slots go to other articles). Two, by measurement: on the hard news
-    # set (bench/qa.py, 80 questions, prompt mode) one per article scored 0.588 and two 0.650 (naive top-3 0.625):
+    # set (bench/qa.py, prompt mode) two per article scored above one per article and above the naive top-3:
     # a 135M model answers better from two chunks of the right article than from a third, weaker article.
     per_document: int = 2
     per_story: bool = True  # syndicated copies of one story take one slot

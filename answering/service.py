@@ -57,14 +57,14 @@ class AnswerProfile:
     order: Order = "oldest-first"  # rank: best first; best-last: best nearest the question; oldest-first: by date
     supersede: bool = True  # a passage that a newer update on the same subject replaced yields its prompt slot
     # Sentences that only report a replaced value ("had been due to close on October 27") are left out of the
-    # prompt: on the hard news set this turned 4 wrong updated-fact answers right and 1 right answer wrong.
+    # prompt: on the hard news set (bench/qa.py) it turned more wrong updated-fact answers right than right ones wrong.
     current_only: bool = True
-    # Below this cosine for every passage the answer is NOT_FOUND, without generating. On the hard news set the
-    # questions' best passage scored 0.38 at least (median 0.74); off-topic and foreign questions 0.10-0.32.
+    # Below this cosine for every passage the answer is NOT_FOUND, without generating. On the hard news set
+    # (bench/qa.py) it lies between the questions' weakest best passage and the off-topic and foreign questions' best.
     min_relevance: float = 0.35
     # Retrieve small, read big: each passage takes in this many neighbouring chunks of its article each side
-    # (while its share of the prompt lasts). On real news (100 questions) one each side put the answer in the
-    # prompt for 0.34 of questions against 0.29, and raised the 0.5B reader's accuracy from 0.46 to 0.55.
+    # (while its share of the prompt lasts). On real news (bench/qa.py) one each side put the answer in the prompt
+    # for more questions than none, and raised the 0.5B reader's accuracy.
     context_chunks: int = 1
     extractive: bool = False  # factoid questions answered with a span copied from the passages (answering.spans)
     # A factoid answer that names nothing new (the question said back, a remark about the passages) is replaced
@@ -163,7 +163,7 @@ class LanguageModel:
         self.data_dir = data_dir
         self.base_model = base_model
         self.use_adapter = use_adapter
-        self.int8 = int8  # dynamic int8 linear layers on the CPU: about twice as fast at reading a prompt
+        self.int8 = int8  # dynamic int8 linear layers on the CPU: faster at reading a prompt (bench/qa.py --int8)
         self._loaded: LoadedModel | None = None
         self._champion: str | None = None  # the champion when the model was loaded (its adapter may not fit)
         self._lock = threading.Lock()

@@ -11,9 +11,9 @@ values and picks either. Two rules keep the replaced value out of an answer's wa
   "was first given as", "originally", "previously") are left out of the passages a prompt shows, unless the
   question itself asks about the earlier state ("What was the original figure?").
 
-Measured on the hard news set (bench/qa.py, prompt mode): of the 21 updated-fact questions the profile got
-wrong, the second rule touched 18 and turned 4 right (stale answers 13 to 9); of 67 other questions, it touched
-40, and turned one right answer wrong (a question on a fact that was never updated).
+Measured on the hard news set (bench/qa.py, prompt mode): the second rule turns some updated-fact questions the
+profile got wrong right (fewer stale answers), and of the other questions turns very few right answers wrong (a
+question on a fact that was never updated).
 """
 
 from __future__ import annotations

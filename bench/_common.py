@@ -1,4 +1,4 @@
-"""Shared bench helpers: repo on sys.path, offline env, a temporary pipeline, one JSON line out."""
+"""Shared bench helpers: the repository root, an offline env, peak memory, one JSON line out."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

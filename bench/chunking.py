@@ -23,8 +23,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from _common import ROOT, emit
-from qa import Truth, as_document, load_jsonl
+
+from bench._common import ROOT, emit
+from bench.qa import Truth, as_document, load_jsonl
 
 import indexing.indexer as indexer_module
 from answering.retrieval import retrieve

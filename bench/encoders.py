@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, emit
+from bench._common import ROOT, emit
 
 from indexing import Changes, ChunkPoint, DenseEncoder, EdgeStore, SparseEncoder, Vectors, embed_text, search
 from indexing.embedding import BACKENDS

@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, peak_rss_mb
+from bench._common import ROOT, emit, peak_rss_mb
 
 from training import (
     PlainSampler,

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import ROOT, emit
+
+from bench._common import ROOT, emit
 
 from connectors import document_id
 from fixtures import FeedServer, Item, article_html, paragraphs, rss, start_kup_up

@@ -36,7 +36,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from _common import ROOT, emit, peak_rss_mb
+from bench._common import ROOT, emit, peak_rss_mb
 
 DATA = ROOT / "bench" / "data" / "hardnews"
 METHODS = ("none", "l2", "mix_review", "recadam", "ewc")

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _common import emit
+from bench._common import emit
 
 from connectors import Document, Fetcher, load_sources
 from fixtures import FeedServer, Item, rss

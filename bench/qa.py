@@ -28,9 +28,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import ROOT, emit, peak_rss_mb
-from _stats import figure, interval, mean, paired
-from qa_sets import SET_NAMES, QASet, answer_text, as_document, asked_at, load_jsonl, qa_set
+from bench._common import ROOT, emit, peak_rss_mb
+from bench._stats import figure, interval, mean, paired
+from bench.qa_sets import SET_NAMES, QASet, answer_text, as_document, asked_at, load_jsonl, qa_set
 
 from answering import (
     NOT_FOUND,
@@ -104,7 +104,7 @@ def indexed(corpus: Path, cache: Path, dense: DenseEncoder, sparse: SparseEncode
     return data_dir
 
 
-def pairwise(predicted: dict[str, str], truth: dict[str, str]) -> dict[str, float]:
+def pairwise(predicted: dict[str, str], truth: dict[str, str], digits: int = 3) -> dict[str, float]:
     """Precision, recall and F1 over every pair of articles put (or belonging) in one story."""
     tp = fp = fn = 0
     for a, b in itertools.combinations(sorted(truth), 2):
@@ -115,7 +115,7 @@ def pairwise(predicted: dict[str, str], truth: dict[str, str]) -> dict[str, floa
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3)}
+    return {"precision": round(precision, digits), "recall": round(recall, digits), "f1": round(f1, digits)}
 
 
 def grouping(data_dir: Path, articles: list[dict]) -> dict:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from _common import ROOT
+from bench._common import ROOT
 
 from connectors import Document
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import emit
+
+from bench._common import emit
 
 from indexing import Changes, ChunkPoint, DenseEncoder, EdgeStore, SparseEncoder, Vectors, point_id
 

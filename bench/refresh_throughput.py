@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from _common import emit, peak_rss_mb
+
+from bench._common import emit, peak_rss_mb
 
 from connectors import FeedSource, Fetcher, FetchPolicy
-from connectors.articles import detect_language
+from connectors.language import detect_language
 from fixtures import FeedServer, Item, article_html, paragraphs, rss
 from indexing import (
     Catalog,

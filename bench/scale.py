@@ -25,13 +25,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from _common import emit, peak_rss_mb
+
+from bench._common import emit, peak_rss_mb
 
 from connectors import Document
 from fixtures import FeedServer, Pipeline, article_html, paragraphs
 from fixtures.workers import start_workers
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder
-from indexing.fanout import Fanout, FanoutStats, Recipe
+from indexing.fanout import Fanout, FanoutStats, WorkerRecipe
 from indexing.reindex import rebuild_index
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -110,7 +111,7 @@ def bench_reindex(count: int, tmp: Path) -> dict:
     catalog.upsert_documents(corpus(count))
     single, single_store = reindex_run(catalog, tmp, "single", None)
     dense, _, chunker = _parts(tmp)
-    fanout = Fanout(Recipe.of(chunker, dense), workers=2, processes=True)
+    fanout = Fanout(WorkerRecipe.of(chunker, dense), workers=2, processes=True)
     try:
         spread, spread_store = reindex_run(catalog, tmp, "dask", fanout)
     finally:

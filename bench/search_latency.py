@@ -25,13 +25,13 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import ROOT, emit
+
+from bench._common import ROOT, emit
 
 from indexing import Changes, ChunkPoint, DenseEncoder, EdgeStore, SparseEncoder, Vectors, point_id
 
 SERVER = """
-import sys, uvicorn
-sys.path.insert(0, {root!r})
+import uvicorn
 from answering import Answerer, LanguageModel
 from answering.api import create_app
 from indexing import DenseEncoder, EdgeStore, SparseEncoder
@@ -45,9 +45,8 @@ uvicorn.run(create_app(answerer), host="127.0.0.1", port={port}, log_level="warn
 """
 
 WRITER = """
-import sys, time
+import time
 import numpy as np
-sys.path.insert(0, {root!r})
 from indexing import Changes, ChunkPoint, EdgeStore, SparseVector, Vectors, point_id
 store = EdgeStore({path!r})
 rng = np.random.default_rng(3)
@@ -97,13 +96,13 @@ def build(path: Path, size: int, dense: DenseEncoder, sparse: SparseEncoder, rng
 def run_mode(args, path: Path, tmp: Path, per_request: bool, questions: list[str]) -> dict:
     port = free_port()
     server_code = SERVER.format(
-        root=str(ROOT), path=str(path), per_request=per_request, backend=args.backend,
+        path=str(path), per_request=per_request, backend=args.backend,
         cache=str(args.cache_dir), tmp=str(tmp), port=port,
     )  # fmt: skip
     env = {**os.environ, "KUP_API_KEY": ""}
     server = subprocess.Popen([sys.executable, "-c", server_code], env=env)
     writer = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(WRITER.format(root=str(ROOT), path=str(path), every=args.write_every,
+        [sys.executable, "-c", textwrap.dedent(WRITER.format(path=str(path), every=args.write_every,
                                                              count=args.write_points))],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

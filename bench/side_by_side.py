@@ -1,6 +1,6 @@
 """kup against its most common peer on the same articles and model: first ingest, then re-ingest after edits.
 
-The articles are the hard news set's (``bench/data/hardnews``, made by ``bench/hardnews.py``): long,
+The articles are the hard news set's (``bench/data/hardnews``, made by ``python -m bench.hardnews``): long,
 realistic news, verbatim syndicated copies left out so neither side gets free duplicates. Then
 ``--edit-share`` of them (5%) get one paragraph edited, and both sides ingest the whole set again.
 
@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, peak_rss_mb
-from peers.llamaindex import run_peer
-from qa import as_document
+from bench._common import ROOT, emit, peak_rss_mb
+from bench.peers.llamaindex import run_peer
+from bench.qa import as_document
 
 from flows.runtime import Runtime
 from flows.settings import load_settings

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import emit
+
+from bench._common import emit
 
 from connectors import document_id
 from fixtures import paragraphs, start_kup_up

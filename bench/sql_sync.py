@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from _common import emit, peak_rss_mb
+from bench._common import emit, peak_rss_mb
 
 from connectors.sources import SqlSource
 from indexing import Catalog, DenseEncoder, ingest_sql

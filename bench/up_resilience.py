@@ -33,7 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, emit
+
+from bench._common import ROOT, emit
 
 from connectors import pg_events
 from connectors.sources import SqlSource

@@ -15,6 +15,7 @@ import typer
 from cli.shared import console, err_console, friendly, settings, use_prefect_server
 from connectors.sources import SqlSource
 from errors import InputError
+from flows.settings import Settings
 
 events_app = typer.Typer(
     help="Database change events: PostgreSQL triggers that NOTIFY, and a listener that refreshes a source at once.",
@@ -22,10 +23,10 @@ events_app = typer.Typer(
 )
 
 
-def _event_source(name: str) -> SqlSource:
+def _event_source(s: Settings, name: str) -> SqlSource:
     from connectors import load_sources, select_sources
 
-    [source] = select_sources(load_sources(settings().sources_file), [name])
+    [source] = select_sources(load_sources(s.sources_file), [name])
     if not isinstance(source, SqlSource):
         raise InputError(f"source {name} is a feed; events are for PostgreSQL table sources (feeds take poll_seconds)")
     if source.events != "notify":
@@ -33,10 +34,10 @@ def _event_source(name: str) -> SqlSource:
     return source
 
 
-def _change(name: str, url_env: str | None, yes: bool, print_only: bool, install: bool) -> None:
+def _change(s: Settings, name: str, url_env: str | None, yes: bool, print_only: bool, install: bool) -> None:
     from connectors import pg_events
 
-    source = _event_source(name)
+    source = _event_source(s, name)
     statements = pg_events.install_sql(source) if install else pg_events.remove_sql(source)
     dsn = pg_events.conninfo(source, os.environ, url_env)
     console.print(pg_events.script(statements), markup=False, end="")
@@ -73,30 +74,33 @@ _PRINT_ONLY = typer.Option("--print-only", help="Print the SQL and stop")
 @events_app.command("install")
 @friendly
 def install(
+    ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="An SQL source that says 'events: notify'")],
     url_env: Annotated[str | None, _URL_ENV] = None,
     yes: Annotated[bool, _YES] = False,
     print_only: Annotated[bool, _PRINT_ONLY] = False,
 ) -> None:
     """Print, then apply, the trigger that NOTIFYs the row key of every insert, update and delete."""
-    _change(source, url_env, yes, print_only, install=True)
+    _change(settings(ctx), source, url_env, yes, print_only, install=True)
 
 
 @events_app.command("remove")
 @friendly
 def remove(
+    ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="The SQL source whose trigger goes")],
     url_env: Annotated[str | None, _URL_ENV] = None,
     yes: Annotated[bool, _YES] = False,
     print_only: Annotated[bool, _PRINT_ONLY] = False,
 ) -> None:
     """Print, then apply, the SQL that drops the source's triggers and their functions."""
-    _change(source, url_env, yes, print_only, install=False)
+    _change(settings(ctx), source, url_env, yes, print_only, install=False)
 
 
 @events_app.command("listen")
 @friendly
 def listen(
+    ctx: typer.Context,
     minutes: Annotated[float | None, typer.Option(help="Stop after this long (default: until Ctrl-C)")] = None,
     refresh_here: Annotated[
         bool,
@@ -109,7 +113,7 @@ def listen(
 ) -> None:
     """Refresh a source within seconds of its rows changing: the models stay loaded here, and each refresh shows
     in Prefect's event feed (needs `kup up` running)."""
-    s = settings()
+    s = settings(ctx)
     use_prefect_server(
         s, "start `kup up` first: its refresh-on-event deployment runs the refreshes these events ask for"
     )
@@ -129,6 +133,7 @@ def listen(
 
 @friendly
 def watch(
+    ctx: typer.Context,
     minutes: Annotated[float | None, typer.Option(help="Stop after this long (default: until Ctrl-C)")] = None,
 ) -> None:
     """Poll the hot feeds (poll_seconds in the sources file) with the models loaded; index new items at once."""
@@ -141,5 +146,5 @@ def watch(
     def changed(line: str) -> None:
         console.print(line, markup=False)
 
-    stats = watch_here(settings(), minutes * 60 if minutes else None, started, changed)
+    stats = watch_here(settings(ctx), minutes * 60 if minutes else None, started, changed)
     console.print(stats_line(stats), markup=False)

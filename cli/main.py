@@ -13,7 +13,7 @@ import logging
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,11 +28,15 @@ from cli.shared import (
     fit_consoles,
     friendly,
     parse_when,
+    point_prefect_at,
     settings,
     use_prefect_server,
 )
 from errors import InputError, KupError
-from flows.settings import Settings
+from flows.settings import Settings, settings_in_force
+
+if TYPE_CHECKING:
+    from indexing.reports import RefreshSummary
 
 __all__ = ["app", "parse_when"]
 
@@ -45,15 +49,13 @@ app = typer.Typer(
 )
 
 
-def _export_environment(s: Settings) -> None:
-    """Child processes (served flow runs, the Prefect server) see the same pipeline as this command."""
+def _library_environment(s: Settings) -> None:
+    """Prefect's settings for this pipeline (its home in the data dir, the runner's poll, heartbeats, the credential
+    of a server `kup up` started) and Hugging Face's offline switches, where those libraries read them: the
+    environment, when they load, here and in the processes they start (served flow runs, Dask workers). A value the
+    user set wins. kup's own settings are not among them: they travel as ``Settings``."""
     from flows.server import prefect_env
 
-    os.environ["KUP_DATA_DIR"] = str(s.data_path)
-    os.environ["KUP_SOURCES_FILE"] = str(s.sources_file.expanduser().resolve())
-    for key in ("catalog_url", "qdrant_url"):
-        if getattr(s, key):
-            os.environ[f"KUP_{key.upper()}"] = getattr(s, key)
     for key, value in prefect_env(s).items():
         os.environ.setdefault(key, value)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
@@ -61,8 +63,19 @@ def _export_environment(s: Settings) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def _export_to_served_runs(s: Settings) -> None:
+    """The pipeline the global flags chose, for the flow runs `kup up` serves: Prefect's runner starts each as a
+    child process with this process's environment and offers no other way in, so the flags travel as KUP_*."""
+    os.environ["KUP_DATA_DIR"] = str(s.data_path)
+    os.environ["KUP_SOURCES_FILE"] = str(s.sources_file.expanduser().resolve())
+    for key in ("catalog_url", "qdrant_url"):
+        if getattr(s, key):
+            os.environ[f"KUP_{key.upper()}"] = getattr(s, key)
+
+
 @app.callback()
 def main(
+    ctx: typer.Context,
     data_dir: Annotated[Path | None, typer.Option(help="Data directory [env: KUP_DATA_DIR; default .kup]")] = None,
     sources: Annotated[
         Path | None, typer.Option("--sources", help="Sources file [env: KUP_SOURCES_FILE; default sources.yaml]")
@@ -72,12 +85,14 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr")] = False,
 ) -> None:
     fit_consoles()
-    choose_settings(data_dir=data_dir, sources_file=sources, catalog_url=catalog_url, qdrant_url=qdrant_url)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        _export_environment(settings())
+        s = choose_settings(
+            ctx, data_dir=data_dir, sources_file=sources, catalog_url=catalog_url, qdrant_url=qdrant_url
+        )
+        _library_environment(s)
     except KupError as exc:
         raise fail(exc) from None
 
@@ -85,6 +100,7 @@ def main(
 @app.command()
 @friendly
 def refresh(
+    ctx: typer.Context,
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")] = None,
     force: Annotated[bool, typer.Option(help="Pull sources even while they back off after failures")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON")] = False,
@@ -98,7 +114,7 @@ def refresh(
     from connectors import load_sources, select_sources
     from flows.server import api_reachable
 
-    s = settings()
+    s = settings(ctx)
     select_sources(load_sources(s.sources_file), source)  # a bad sources file fails before anything starts
     if api_reachable(s.prefect_api_url):
         summary = _refresh_as_flow_run(s, source or None, force)
@@ -112,21 +128,22 @@ def refresh(
         )
         summary = refresh_here(s, source or None, force)
     if as_json:
-        console.print_json(to_json(summary))
+        console.print_json(to_json(summary.to_dict()))
     else:
         print_refresh(summary, console)
-    if summary["failed_sources"] or any(row["skipped"] for row in summary["sources"]):
+    if summary.failed_sources or any(row.skipped for row in summary.sources):
         raise typer.Exit(1)
 
 
-def _refresh_as_flow_run(s: Settings, sources: list[str] | None, force: bool) -> dict:
+def _refresh_as_flow_run(s: Settings, sources: list[str] | None, force: bool) -> RefreshSummary:
     """Run the refresh flow in this process, reporting to the Prefect server at ``s.prefect_api_url``."""
-    os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    point_prefect_at(s.prefect_api_url)  # before Prefect loads: its client, and what it starts, read it there
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.refresh import refresh as refresh_flow
+    from indexing.reports import RefreshSummary
 
-    with temporary_settings({PREFECT_API_URL: s.prefect_api_url}):
+    with temporary_settings({PREFECT_API_URL: s.prefect_api_url}), settings_in_force(s):
         state = refresh_flow(sources=sources, force=force, return_state=True)
     result = state.result(raise_on_failure=False)
     summary = result if isinstance(result, dict) else getattr(result, "summary", None)
@@ -134,12 +151,13 @@ def _refresh_as_flow_run(s: Settings, sources: list[str] | None, force: bool) ->
         err_console.print(f"Error: the refresh run ended {state.name}: {state.message or result}", markup=False)
         raise typer.Exit(1)
     summary.setdefault("verdict", {"status": state.name.lower(), "message": state.message})
-    return summary
+    return RefreshSummary.from_dict(summary)
 
 
 @app.command()
 @friendly
 def search(
+    ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to look for")],
     limit: Annotated[
         int, typer.Option("--k", "-k", "--limit", help="How many passages (--limit: the old name, as -k)")
@@ -155,7 +173,7 @@ def search(
     from cli.views import print_search, search_data, to_json
 
     published_after = parse_when(since) if since else None
-    s = settings()
+    s = settings(ctx)
     _check_sources(s, source)
     result = _search_via_api(s, query, limit, source, published_after)
     if result is None:
@@ -214,16 +232,17 @@ def _search_via_api(s: Settings, query: str, limit: int, sources: list[str] | No
 
 @app.command()
 @friendly
-def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """Show whether refreshes are completing (first line), documents per source, pending work, failures, the last
     refresh and the freshness lag. Exit code 0: healthy, refreshing or not scheduled; 1: refreshes have stopped or a
     source is failing or backing off (as for `kup refresh`)."""
-    from cli.views import print_status, status_data, to_json
+    from cli.views import to_json
+    from cli.views_status import print_status, status_data
     from flows.deployments import read_specs
     from flows.health import pipeline_health
     from flows.runtime import Runtime
 
-    s = settings()
+    s = settings(ctx)
     with Runtime(s) as rt:
         data = status_data(rt)
         health = pipeline_health(s, rt.catalog, read_specs())
@@ -236,11 +255,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
     raise typer.Exit(health.exit_code)
 
 
-def _run_deployment(name: str, parameters: dict, wait: bool) -> None:
+def _run_deployment(s: Settings, name: str, parameters: dict, wait: bool) -> None:
     """Create a run of a served deployment through the Prefect API, so it shows in the dashboard."""
     from flows.server import dashboard_url
 
-    s = settings()
     use_prefect_server(s, "start one with `kup up` (or `make up`), or set KUP_PREFECT_API_URL")
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
@@ -273,6 +291,7 @@ def _print_finished_run(flow: str, run) -> None:
 @app.command()
 @friendly
 def backfill(
+    ctx: typer.Context,
     source: Annotated[str, typer.Option("--source", "-s", help="The source to re-read")],
     since: Annotated[str, typer.Option(help="Start of the window (2026-11-01, 2026-11-01T08:00Z, 7d)")],
     until: Annotated[str | None, typer.Option(help="End of the window (default: now)")] = None,
@@ -285,21 +304,23 @@ def backfill(
     end = parse_when(until, "--until") if until else None
     if end is not None and end <= start:
         raise InputError("--until must be later than --since")
-    select_sources(load_sources(settings().sources_file), [source])
+    s = settings(ctx)
+    select_sources(load_sources(s.sources_file), [source])
     params = {"source": source, "since": start.isoformat(), "until": end.isoformat() if end else None}
-    _run_deployment("backfill/backfill", params, wait)
+    _run_deployment(s, "backfill/backfill", params, wait)
 
 
 @app.command()
 @friendly
-def reindex(wait: Annotated[bool, typer.Option(help="Wait for the run to finish")] = False) -> None:
+def reindex(ctx: typer.Context, wait: Annotated[bool, typer.Option(help="Wait for the run to finish")] = False) -> None:
     """Rebuild the whole index into a new collection and switch to it, as a run of the reindex deployment."""
-    _run_deployment("reindex/reindex", {}, wait)
+    _run_deployment(settings(ctx), "reindex/reindex", {}, wait)
 
 
 @app.command()
 @friendly
 def ask(
+    ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="The question")],
     mode: Annotated[str, typer.Option(help="prompt, rag-token or closed-book")] = "prompt",
     k: Annotated[int, typer.Option("--k", "-k", help="Passages to retrieve")] = 5,
@@ -317,11 +338,11 @@ def ask(
 
     question = check_question(question, mode, k)  # a question, mode and --k that will do, before any model loads
     recent_since(recent)  # refuses a non-positive or absurd --recent before the model loads
-    _check_sources(settings(), source)
+    _check_sources(settings(ctx), source)
     when = parse_when(as_of, "--as-of") if as_of else None
     if when is not None and len(as_of.strip()) == 10:  # a bare date: the whole of that day
         when += timedelta(days=1, microseconds=-1)
-    s = settings()
+    s = settings(ctx)
     from cli.api_client import find_api
 
     client = find_api(s)
@@ -354,6 +375,7 @@ def ask(
 @app.command()
 @friendly
 def api(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8077,
 ) -> None:
@@ -366,7 +388,7 @@ def api(
     from flows.health import overdue_after, refresh_every
     from flows.runtime import Runtime
 
-    s = settings()
+    s = settings(ctx)
     key = s.secret("api_key")  # a prefect-secret:<block> reference is read from the block
     check_binding(host, key)
     guards = ApiGuards(
@@ -402,7 +424,7 @@ app.command()(cli_events.watch)
 
 @app.command()
 @friendly
-def up() -> None:
+def up(ctx: typer.Context) -> None:
     """Start a local Prefect server if none answers, and serve every deployment in prefect.yaml."""
     import signal
     import time
@@ -422,7 +444,8 @@ def up() -> None:
         raise KeyboardInterrupt  # a service manager's SIGTERM stops cleanly too: the server we started goes with us
 
     signal.signal(signal.SIGTERM, _terminate)
-    s = settings()
+    s = settings(ctx)
+    _export_to_served_runs(s)
     specs = read_specs()
     server = None
     if api_reachable(s.prefect_api_url):
@@ -432,7 +455,7 @@ def up() -> None:
         started = time.monotonic()
         server = start_server(s)
         console.print(f"Prefect server ready in {time.monotonic() - started:.0f} s", markup=False)
-    os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    point_prefect_at(s.prefect_api_url)  # this process's Prefect client and, through the runner, the served runs
     try:
         console.print("Loading the flows declared in prefect.yaml ...")
         deployments = runner_deployments(specs)

@@ -48,13 +48,13 @@ def announce_preparation(s: Settings, model: str | None = None) -> None:
 
 @models_app.command("prepare")
 @friendly
-def prepare() -> None:
+def prepare(ctx: typer.Context) -> None:
     """Prepare the language models (the base model fine-tuning trains, the reader that answers; each de-quantized
     once into the data dir) and load the embedding model."""
     from indexing import DenseEncoder
     from training.base_model import resolve_base
 
-    s = settings()
+    s = settings(ctx)
     for role, ref in (("language model", s.base_model), ("reader", s.reader)):
         if role == "reader" and ref == s.base_model:
             continue  # the base model answers too: prepared above

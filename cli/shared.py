@@ -30,17 +30,22 @@ def fit_consoles() -> None:
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_overrides: dict[str, object] = {}
 
 
-def choose_settings(**overrides: object) -> None:
-    """Remember the global flags (``--data-dir`` ...): every command's settings start from them."""
-    _overrides.clear()
-    _overrides.update(overrides)
+def choose_settings(ctx: typer.Context, **flags: object) -> Settings:
+    """This invocation's settings: the environment's with the global flags (``--data-dir`` ...) over them, paths
+    made absolute; kept on the command line's context (``ctx.obj``), where every command of it finds them."""
+    chosen = load_settings(**flags)
+    ctx.obj = chosen.model_copy(
+        update={"data_dir": chosen.data_path, "sources_file": chosen.sources_file.expanduser().resolve()}
+    )
+    return ctx.obj
 
 
-def settings() -> Settings:
-    return load_settings(**_overrides)
+def settings(ctx: typer.Context) -> Settings:
+    """The settings ``choose_settings`` kept for the command that ``ctx`` runs."""
+    chosen = ctx.find_object(Settings)
+    return chosen if chosen is not None else load_settings()  # a command run without the ``kup`` callback
 
 
 def parse_when(text: str, flag: str = "--since") -> datetime:
@@ -88,7 +93,7 @@ def report_to_running_server(s: Settings) -> None:
     from flows.server import api_reachable
 
     if "prefect" not in sys.modules and api_reachable(s.prefect_api_url, timeout=0.5):
-        os.environ["PREFECT_API_URL"] = s.prefect_api_url
+        point_prefect_at(s.prefect_api_url)
 
 
 def use_prefect_server(s: Settings, advice: str) -> None:
@@ -97,4 +102,13 @@ def use_prefect_server(s: Settings, advice: str) -> None:
 
     if not api_reachable(s.prefect_api_url):
         raise KupError(f"no Prefect server answers at {s.prefect_api_url}; {advice}")
-    os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    point_prefect_at(s.prefect_api_url)
+
+
+def point_prefect_at(api_url: str) -> None:
+    """Prefect's client in this process, and the flow runs Prefect starts from it, talk to ``api_url``.
+
+    Prefect's own setting (PREFECT_API_URL), written where Prefect reads it: the environment, read when Prefect
+    loads, and handed by its runner to every flow run it starts as a child (``kup up``); a ``temporary_settings``
+    block reaches only the code inside it. kup's own settings travel as ``Settings``, never this way."""
+    os.environ["PREFECT_API_URL"] = api_url

@@ -14,6 +14,7 @@ from errors import KupError
 
 @friendly
 def finetune(
+    ctx: typer.Context,
     recipe: Annotated[Path | None, typer.Option(help="Training recipe (YAML) [env: KUP_RECIPE]")] = None,
     method: Annotated[
         str | None, typer.Option(help="mix_review, none, l2, recadam or ewc (overrides the recipe)")
@@ -23,17 +24,19 @@ def finetune(
     """Train a candidate adapter on what arrived since the champion; promote it only if the gate passes."""
     from training import load_recipe
 
-    s = settings()
+    s = settings(ctx)
     load_recipe(recipe or s.recipe, method=method)  # a bad recipe fails here, with every problem listed
     announce_preparation(s)
     report_to_running_server(s)
     from cli.views import to_json
     from cli.views_training import print_finetune
     from flows.finetune import finetune as finetune_flow
+    from flows.settings import settings_in_force
 
-    state = finetune_flow(
-        recipe=str(recipe) if recipe else None, method=method, progress_bar=not as_json, return_state=True
-    )
+    with settings_in_force(s):
+        state = finetune_flow(
+            recipe=str(recipe) if recipe else None, method=method, progress_bar=not as_json, return_state=True
+        )
     result = state.result(raise_on_failure=False)
     if not isinstance(result, dict):
         raise KupError(f"the fine-tune run failed: {state.message or result}")
@@ -48,20 +51,22 @@ def finetune(
 adapters_app = typer.Typer(help="List, promote and roll back fine-tuned adapters.", no_args_is_help=True)
 
 
-def _registry():
+def _registry(ctx: typer.Context):
     from training.registry import AdapterRegistry
 
-    return AdapterRegistry(settings().data_path / "adapters")
+    return AdapterRegistry(settings(ctx).data_path / "adapters")
 
 
 @adapters_app.command("list")
 @friendly
-def adapters_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+def adapters_list(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False
+) -> None:
     """Every adapter, newest last; the champion is marked."""
     from cli.views import to_json
     from cli.views_training import adapters_data, print_adapters
 
-    rows = adapters_data(_registry())
+    rows = adapters_data(_registry(ctx))
     if as_json:
         console.print_json(to_json(rows))
     else:
@@ -71,17 +76,18 @@ def adapters_list(as_json: Annotated[bool, typer.Option("--json", help="Print JS
 @adapters_app.command("promote")
 @friendly
 def adapters_promote(
+    ctx: typer.Context,
     adapter_id: Annotated[str, typer.Argument(help="The adapter to make champion")],
     force: Annotated[bool, typer.Option(help="Promote even an adapter the gate rejected")] = False,
 ) -> None:
     """Make an adapter the champion (one atomic switch)."""
-    _registry().promote(adapter_id, force=force)
+    _registry(ctx).promote(adapter_id, force=force)
     console.print(f"champion is now {adapter_id}")
 
 
 @adapters_app.command("rollback")
 @friendly
-def adapters_rollback() -> None:
+def adapters_rollback(ctx: typer.Context) -> None:
     """Put the previous champion back (or the bare base model when there was none)."""
-    previous = _registry().rollback()
+    previous = _registry(ctx).rollback()
     console.print(f"champion is now {previous.id}" if previous else "no champion: answers use the base model")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from connectors.lazy import lazy_exports
+from errors.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from connectors.document import Document, ItemFailure, document_id, utc
     from connectors.feeds import FeedPull, FeedState, pull_feed, reextract
     from connectors.fetching import Fetcher, FetchPolicy
-    from connectors.sources import FeedSource, Source, load_sources, select_sources
+    from connectors.sources import FeedSource, Source, SourceConfig, load_sources, register_source_kind, select_sources
 
 _WHERE = {
     "Document": "connectors.document",
@@ -29,6 +29,8 @@ _WHERE = {
     "FetchPolicy": "connectors.fetching",
     "FeedSource": "connectors.sources",
     "Source": "connectors.sources",
+    "SourceConfig": "connectors.sources",
+    "register_source_kind": "connectors.sources",
     "load_sources": "connectors.sources",
     "select_sources": "connectors.sources",
 }
@@ -42,10 +44,12 @@ __all__ = [
     "Fetcher",
     "ItemFailure",
     "Source",
+    "SourceConfig",
     "document_id",
     "load_sources",
     "pull_feed",
     "reextract",
+    "register_source_kind",
     "select_sources",
     "utc",
 ]

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import lxml.html
-import py3langid
 import trafilatura
 from lxml.etree import ParserError
+
+from connectors.language import detect_language
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,6 @@ def decode_html(content: bytes, content_type: str = "") -> str | bytes:
         except LookupError:  # unknown, or not a text encoding at all ("base64")
             logger.debug("unknown charset %s; sniffing instead", match.group(1))
     return content
-
-
-def detect_language(text: str) -> str | None:
-    if len(text.strip()) < 20:
-        return None
-    language, _score = py3langid.classify(text[:2000])
-    return language
 
 
 def _parse_date(value: str | None) -> datetime | None:

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
-from connectors.articles import decode_html, detect_language, extract_article, html_to_text
+from connectors.articles import decode_html, extract_article, html_to_text
 from connectors.document import Document, ItemFailure
 from connectors.feedxml import parse_feed
 from connectors.fetching import Fetcher
+from connectors.language import detect_language
 from connectors.sources import FeedSource
 from errors import FetchError, SourceError
 

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 _TTL_SECONDS = 3600.0
 _ERROR_TTL_SECONDS = 300.0
-_MAX_PARSED_BYTES = 512 * 1024  # RFC 9309 asks for at least 500 KiB; 5 MB of rules took Protego 9 s to parse
+_MAX_PARSED_BYTES = 512 * 1024  # RFC 9309 asks for at least 500 KiB; megabytes of rules take Protego seconds to parse
 
 RobotsFetch = Callable[[str, bool], bytes]
 """Given a robots.txt URL and whether private addresses are allowed, its body; raises ``FetchError``."""

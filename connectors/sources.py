@@ -1,38 +1,53 @@
-"""The sources file (``sources.yaml``): which feeds and databases a pipeline pulls."""
+"""The sources file (``sources.yaml``): which feeds, databases and other kinds of source a pipeline pulls.
+
+Each entry's ``type`` names its kind: ``feed`` (the default) and ``sql`` are built in; a package adds a kind through
+the ``kup.sources`` entry point group (``indexing.source_kind.SourceKind`` says what a kind does), and its
+``config`` model is what an entry of that type may hold.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 import string
+from collections.abc import Mapping
+from functools import cache
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    HttpUrl,
-    Tag,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
 
 from errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MIN_POLL_SECONDS = 5.0  # a hot feed's shortest poll interval: faster than this is impolite to its host
 
 
-class FeedSource(BaseModel):
-    """An RSS/Atom feed whose items' articles are fetched and extracted."""
+class SourceConfig(BaseModel):
+    """What every entry of the sources file holds: its kind (``type``) and a unique name; a kind adds its own."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["feed"] = "feed"
+    type: str
     name: Annotated[str, Field(pattern=_NAME_PATTERN)]
+
+    def document_needs(self) -> tuple[bool, bool]:
+        """Whether this source's documents must carry a URL and a title (the data checks quarantine those that
+        do not); both by default."""
+        return True, True
+
+
+Source = SourceConfig  # a source of any kind, as the sources file describes it
+
+
+class FeedSource(SourceConfig):
+    """An RSS/Atom feed whose items' articles are fetched and extracted."""
+
+    type: Literal["feed"] = "feed"
     url: HttpUrl
     fetch_articles: bool = True  # False: index the feed's own summary/content only
     allow_private_addresses: bool = False  # let this source reach private/loopback hosts (tests, intranets)
@@ -73,13 +88,12 @@ def template_fields(template: str) -> list[str]:
 _SELECT = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 
 
-class SqlSource(BaseModel):
+class SqlSource(SourceConfig):
     """A table or read-only query in an SQL database; rows become documents, changes and deletes follow."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     type: Literal["sql"]
-    name: Annotated[str, Field(pattern=_NAME_PATTERN)]
     url_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # the URL lives in the environment only
     table: str | None = None
     db_schema: str | None = Field(None, alias="schema")
@@ -118,6 +132,10 @@ class SqlSource(BaseModel):
                     raise ValueError(f"{name} template is malformed: {exc}") from exc
         return self
 
+    def document_needs(self) -> tuple[bool, bool]:
+        """A row carries a URL and a title only when the source has templates for them."""
+        return bool(self.url), bool(self.title)
+
     def columns(self) -> dict[str, str]:
         """Every column the configuration names, with the setting that names it."""
         named: dict[str, str] = {}
@@ -136,27 +154,50 @@ class SqlSource(BaseModel):
         return named
 
 
-def _source_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("type", "feed"))
-    return getattr(value, "type", "feed")
+ENTRY_POINT_GROUP = "kup.sources"
+BUILT_IN: dict[str, type[SourceConfig]] = {"feed": FeedSource, "sql": SqlSource}
+_registered: dict[str, object] = {}
 
 
-Source = Annotated[Annotated[FeedSource, Tag("feed")] | Annotated[SqlSource, Tag("sql")], Discriminator(_source_kind)]
+@cache
+def _installed_kinds() -> dict[str, object]:
+    """Source kinds that installed packages register under the ``kup.sources`` entry point group, by type.
+
+    A plugin that cannot be loaded is skipped with one warning naming it; the sources file then says that its
+    type is unknown where it is used.
+    """
+    found: dict[str, object] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            kind = entry.load()
+            kind = kind() if isinstance(kind, type) else kind
+            config = kind.config
+        except Exception as exc:  # noqa: BLE001 - someone else's package: one sentence, and the others go on
+            logger.warning("source kind %r (%s) cannot be loaded, so it is left out: %s", entry.name, entry.value, exc)
+            continue
+        if entry.name in BUILT_IN or not (isinstance(config, type) and issubclass(config, SourceConfig)):
+            why = "its name is built in" if entry.name in BUILT_IN else "its config is not a SourceConfig"
+            logger.warning("source kind %r (%s) is left out: %s", entry.name, entry.value, why)
+            continue
+        found[entry.name] = kind
+    return found
 
 
-class SourcesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def plugin_kinds() -> dict[str, object]:
+    """Source kinds beyond the built-in ones, by type: installed through entry points, or registered here."""
+    return {**_installed_kinds(), **_registered}
 
-    sources: list[Source] = Field(default_factory=list)
 
-    @field_validator("sources")
-    @classmethod
-    def _unique_names(cls, value: list[Source]) -> list[Source]:
-        duplicates = _repeated([s.name for s in value])
-        if duplicates:
-            raise ValueError(_duplicates_message(duplicates))
-        return value
+def register_source_kind(kind: object) -> None:
+    """Add a kind in this process (as an entry point would): ``kind.type`` names it, ``kind.config`` its entries."""
+    if kind.type in BUILT_IN:
+        raise ConfigError(f"source kind {kind.type!r} is built in; give the new kind another type")
+    _registered[kind.type] = kind
+
+
+def source_types() -> dict[str, type[SourceConfig]]:
+    """What an entry's ``type`` may be, and the model its entry is read with."""
+    return {**BUILT_IN, **{name: kind.config for name, kind in plugin_kinds().items()}}
 
 
 def _repeated(names: list[object]) -> list[str]:
@@ -167,19 +208,12 @@ def _duplicates_message(duplicates: list[str]) -> str:
     return f"source names must be unique; repeated: {', '.join(duplicates)}"
 
 
-_MODELS = {"feed": FeedSource, "sql": SqlSource}
-
-
-def _describe(error: dict) -> str:
-    """One validation problem as ``place: what is wrong``, in words a user can act on."""
+def _describe(error: dict, model: type[BaseModel]) -> str:
+    """One validation problem of an entry read with ``model`` as ``place: what is wrong``, in words a user can act
+    on (``error["loc"]`` starts with the entry's place in the file)."""
     loc = list(error["loc"])
-    model = FeedSource
-    if len(loc) > 2 and loc[2] in _MODELS:  # the union's tag: not a place in the file
-        model = _MODELS[loc.pop(2)]
     location = ".".join(str(part) for part in loc)
     kind = error["type"]
-    if kind == "union_tag_invalid":
-        return f"{location}: type must be one of {', '.join(_MODELS)}"
     if kind == "extra_forbidden":
         known = ", ".join(f.alias or n for n, f in model.model_fields.items()) if len(loc) > 2 else "sources"
         return f"{location}: unknown key (known keys: {known})"
@@ -217,17 +251,39 @@ def load_sources(path: Path) -> list[Source]:
         raise ConfigError(f"sources file {path} cannot be read: {exc.strerror or exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"sources file {path} must be a mapping with a 'sources:' list")
-    try:
-        return SourcesFile.model_validate(data).sources
-    except ValidationError as exc:
-        problems = [_describe(e) for e in exc.errors()]
-        raw = data.get("sources")
-        if isinstance(raw, list) and not any(e["loc"] == ("sources",) for e in exc.errors()):
-            # pydantic checks unique names only once every entry is valid; report them now as well
-            duplicates = _repeated([entry.get("name") for entry in raw if isinstance(entry, dict) and "name" in entry])
-            if duplicates:
-                problems.append(f"sources: {_duplicates_message(duplicates)}")
-        raise ConfigError(f"sources file {path} is invalid: {'; '.join(problems)}") from exc
+    sources, problems = _read_entries(data, source_types())
+    if problems:
+        raise ConfigError(f"sources file {path} is invalid: {'; '.join(problems)}")
+    return sources
+
+
+def _read_entries(data: dict, types: Mapping[str, type[SourceConfig]]) -> tuple[list[SourceConfig], list[str]]:
+    """Each entry read with the model of its ``type``, and every problem found, each naming its place."""
+    unknown = sorted(str(key) for key in data if key != "sources")
+    if unknown:
+        return [], [f"{key}: unknown key (known keys: sources)" for key in unknown]
+    raw = data.get("sources") or []
+    if not isinstance(raw, list):
+        return [], ["sources: must be a list of sources"]
+    sources: list[SourceConfig] = []
+    problems: list[str] = []
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            problems.append(f"sources.{index}: must be a mapping of settings with at least a name and a url")
+            continue
+        kind = str(entry.get("type", "feed"))
+        model = types.get(kind)
+        if model is None:
+            problems.append(f"sources.{index}.type: type must be one of {', '.join(types)}")
+            continue
+        try:
+            sources.append(model.model_validate(entry))
+        except ValidationError as exc:
+            problems += [_describe({**e, "loc": ("sources", index, *e["loc"])}, model) for e in exc.errors()]
+    duplicates = _repeated([entry.get("name") for entry in raw if isinstance(entry, dict) and "name" in entry])
+    if duplicates:
+        problems.append(f"sources: {_duplicates_message(duplicates)}")
+    return sources, problems
 
 
 def select_sources(sources: list[Source], names: list[str] | None) -> list[Source]:

@@ -39,8 +39,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, S
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import quoted_name
 
-from connectors.articles import detect_language
 from connectors.document import Document, ItemFailure
+from connectors.language import detect_language
 from connectors.sources import SqlSource, template_fields
 from errors import ConfigError, SourceError
 from errors.redact import mask_text, mask_url

@@ -18,9 +18,9 @@ import json
 from datetime import timedelta
 
 from errors import ConfigError
+from errors.durations import human_duration
 from flows.dead_runs import ZOMBIES, zombie_automation
 from flows.settings import Settings, load_settings
-from indexing.reports import human_duration
 
 SCHEDULED_REFRESH = "refresh"  # the deployment whose runs come one a minute
 FAILING = "kup: refresh failing {n} runs in a row"

@@ -10,12 +10,12 @@ from prefect.states import Completed, State
 
 from connectors import select_sources
 from errors import KupError
+from errors.durations import human_duration
 from flows.outcome import failed, quiet_deliberate_failures
 from flows.runtime import Runtime
 from flows.settings import load_settings
-from indexing.backfill import backfill_source
 from indexing.fanout import stage_summary
-from indexing.reports import human_duration
+from indexing.ingest import backfill_source
 
 quiet_deliberate_failures()
 

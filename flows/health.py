@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from errors.durations import human_duration
 from flows.dead_runs import SWEEP_SECONDS, DeadRun, find_dead_runs, reap
 from flows.deployments import DeploymentSpec
 from flows.prefect_http import prefect_client
 from flows.settings import Settings
-from indexing.reports import human_duration
 
 if TYPE_CHECKING:
     from indexing import Catalog
@@ -213,7 +213,7 @@ def pipeline_health(settings: Settings, catalog: Catalog, specs: list[Deployment
     except ConfigError:  # unreadable: `kup status` says so below; its sources are not judged here
         rows = []
     return assess(
-        last_finished=last["finished_at"] if last else None,
+        last_finished=last.finished_at if last else None,
         failing_sources=failing_sources(rows),
         every=refresh_every(specs),
         schedule=read_schedule(settings.prefect_api_url),

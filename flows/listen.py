@@ -83,7 +83,7 @@ class RefreshHere:
 
     def __call__(self, change: Change) -> None:
         from indexing import ingest_source
-        from indexing.ingest import failure_reason
+        from indexing.source_kind import failure_reason
 
         started = time.perf_counter()
         runtime = self.runtime

@@ -28,12 +28,12 @@ from connectors import Source, select_sources
 from errors import ConfigError, KupError
 from flows.drift_check import drift_due, measure_drift_now
 from flows.outcome import failed, quiet_deliberate_failures, tag_this_run
+from flows.refresh_report import done_line, refresh_markdown, refresh_rows, status_report
 from flows.runtime import Runtime
 from flows.settings import Settings, load_settings
 from indexing import IndexReport, SourceReport, ingest_source, now_utc
 from indexing.ingest import broken_pull, pull_timeout
-from indexing.refresh_run import INDEX_TIMEOUT, RefreshOutcome, broken_index, done_line, finish_refresh, status_report
-from indexing.reports import refresh_markdown, refresh_rows
+from indexing.refresh_run import INDEX_TIMEOUT, RefreshOutcome, broken_index, finish_refresh
 
 quiet_deliberate_failures()
 
@@ -154,8 +154,8 @@ TAGS = {"healthy": "fresh", "stale": "stale", "warning": "warning", "failing": "
 def final_state(outcome: RefreshOutcome) -> State:
     """The run's Prefect state from its verdict: Failed named "Failed" (a source keeps failing) or "Stale" (a source
     failed or backs off), a completed "Warning", or Completed. A stale run is a Failed state so that the runs list
-    never paints it green; its result still carries the summary."""
-    summary, verdict = outcome.summary, outcome.verdict
+    never paints it green; its result still carries the summary (as a dict: another process may read it)."""
+    summary, verdict = outcome.summary.to_dict(), outcome.verdict
     if verdict.status == "failing":
         return failed(verdict.message, summary)
     if verdict.status == "stale":
@@ -196,7 +196,7 @@ def _refresh(sources: list[str] | None, force: bool) -> State:
         ]
         index_report = _indexed(index_pending.submit(runtime))
         drift = _drift(runtime)  # after indexing: what is new is already searchable
-        outcome = finish_refresh(runtime.catalog, reports, index_report, started, {"drift": drift} if drift else None)
+        outcome = finish_refresh(runtime.catalog, reports, index_report, started, drift)
         status = status_report(runtime.catalog, outcome)
     _publish(outcome, status)
     if drift:

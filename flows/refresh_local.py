@@ -11,22 +11,23 @@ no fine-tune starts on its own (``kup status`` and the run's output say when one
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from connectors import Source, select_sources
 from flows.drift_check import drift_due, measure_drift_now
+from flows.refresh_report import done_line
 from flows.runtime import Runtime
 from flows.settings import Settings
 from indexing import SourceReport, ingest_source, now_utc
 from indexing.ingest import pull_timeout
-from indexing.refresh_run import done_line, finish_refresh, index_safely, pull_sources
+from indexing.refresh_run import finish_refresh, index_safely, pull_sources
+from indexing.reports import RefreshSummary
 
 logger = logging.getLogger(__name__)
 
 
-def refresh_here(settings: Settings, sources: list[str] | None = None, force: bool = False) -> dict[str, Any]:
+def refresh_here(settings: Settings, sources: list[str] | None = None, force: bool = False) -> RefreshSummary:
     """Pull the named sources (all when empty) ``source_concurrency`` at a time, index what is pending, and record
-    the run in the catalog; returns the run's summary with its verdict (as the refresh flow's result does)."""
+    the run in the catalog; returns the run's summary with its verdict (the refresh flow's result is its dict)."""
     started = now_utc()
     with Runtime(settings) as runtime:
         selected = select_sources(runtime.sources(), sources)
@@ -45,6 +46,6 @@ def refresh_here(settings: Settings, sources: list[str] | None = None, force: bo
         )
         index_report = index_safely(runtime.indexer.run)
         drift = measure_drift_now(runtime).as_dict() if drift_due(settings) else None  # after indexing, as the flow
-        outcome = finish_refresh(runtime.catalog, reports, index_report, started, {"drift": drift} if drift else None)
+        outcome = finish_refresh(runtime.catalog, reports, index_report, started, drift)
     logger.info("%s (without Prefect)", done_line(outcome))
     return outcome.summary

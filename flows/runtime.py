@@ -127,10 +127,10 @@ class Runtime:
         s = self.settings
         if not (s.dask_address or s.dask_workers):
             return None
-        from indexing.fanout import Fanout, Recipe, client_security
+        from indexing.fanout import Fanout, WorkerRecipe, client_security
 
         return Fanout(
-            Recipe.of(self.chunker, self.dense),
+            WorkerRecipe.of(self.chunker, self.dense),
             address=s.secret("dask_address"),
             workers=s.dask_workers,
             unreachable=s.dask_unreachable,

@@ -98,7 +98,9 @@ def start_server(settings: Settings, *, timeout: float = 90.0) -> subprocess.Pop
     if server_needs_credential(settings):
         credential = os.environ.get("PREFECT_SERVER_API_AUTH_STRING") or server_credential(settings, create=True)
         env["PREFECT_SERVER_API_AUTH_STRING"] = credential
-        os.environ.setdefault("PREFECT_API_AUTH_STRING", credential)  # this process and the runs it starts
+        # Prefect's client setting, where Prefect reads it: this process's client and the flow runs its runner starts
+        # (children given this environment, no other way in). The server itself gets its own ``env`` above.
+        os.environ.setdefault("PREFECT_API_AUTH_STRING", credential)
         hosts += [socket.gethostname(), socket.getfqdn()]  # the names a team reaches this machine by
         if "PREFECT_UI_API_URL" not in os.environ:  # the dashboard seen from other machines calls this one
             env["PREFECT_UI_API_URL"] = f"http://{socket.getfqdn()}:{port}/api"

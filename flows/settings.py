@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +39,7 @@ class Settings(BaseSettings):
     embedding_model: str | None = Field(None, description="sentence-transformers dir; default: packaged MiniLM")
     encoder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8",
-        description="dense encoder runtime: int8 ONNX is the fastest within 0.01 hit@5 of torch (bench/encoders.py)",
+        description="dense encoder runtime: int8 ONNX is the fastest that keeps torch's hit@5 (bench/encoders.py)",
     )
     chunk_tokens: int = Field(200, ge=16, le=512, description="chunk body size in tokens; MiniLM reads 256")
     chunk_overlap: int = Field(32, ge=0, le=256, description="tokens repeated from the previous chunk for context")
@@ -60,7 +63,7 @@ class Settings(BaseSettings):
         "HF directory; None: KUP_BASE_MODEL when set, else qwen2.5-coder-0.5b (an adapter applies only to its base)",
     )
     reader_int8: bool = Field(
-        True, description="dynamic int8 linear layers for the reader on the CPU: about twice as fast to read a prompt"
+        True, description="int8 linear layers for the reader on the CPU: reads a prompt faster (bench/qa.py --int8)"
     )
     context_tokens: int = Field(2048, ge=256, le=32768, description="prompt + answer budget for the LLM")
     max_new_tokens: int = Field(160, ge=8, le=2048, description="longest answer generated")
@@ -261,8 +264,25 @@ def read_secret_block(block: str, setting: str) -> str:
     return value
 
 
+_IN_FORCE: ContextVar[Settings | None] = ContextVar("kup_settings_in_force", default=None)
+
+
+@contextmanager
+def settings_in_force(settings: Settings) -> Iterator[Settings]:
+    """Within the block, flows run in this process use ``settings`` (a command's, with its flags) instead of reading
+    the environment. A flow run by a Prefect runner or worker reads the environment of its own process."""
+    token = _IN_FORCE.set(settings)
+    try:
+        yield settings
+    finally:
+        _IN_FORCE.reset(token)
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment plus explicit overrides; all problems reported in one message."""
+    """Settings from the environment plus explicit overrides; all problems reported in one message. Without
+    overrides, inside ``settings_in_force``: the settings put in force there."""
+    if not overrides and (chosen := _IN_FORCE.get()) is not None:
+        return chosen
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

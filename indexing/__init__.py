@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from connectors.lazy import lazy_exports
+from errors.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from indexing.catalog import Catalog, DocRow, now_utc

@@ -9,12 +9,10 @@ byte-identical, and only those one or two chunks need embedding again.
 
 The defaults (200-token bodies, 32 tokens of overlap, a boundary after every third unit on average once
 a chunk holds a quarter of its budget, the title before each chunk in ``embed_text``) were kept by
-measurement (``bench/chunking.py`` on the hard news set, 172 questions): the leaner settings embed fewer
-tokens but retrieve worse. Without overlap: -16% tokens, hit@1 0.872 -> 0.843, and one relevant
-question's best passage falls to cosine 0.33, under the answerer's 0.35 cut-off; 224-token chunks with a
-stricter boundary rule and no overlap: -19% tokens, hit@1 0.808, hit@5 0.994; without the title: -9%
-tokens, hit@5 1.0 -> 0.965. One paragraph edited (a sentence added) changes 1.7 chunks on average with
-these defaults, two or fewer in 88% of edits.
+measurement (``bench/chunking.py`` on the hard news set): the leaner settings embed fewer tokens but
+retrieve worse. Without overlap, hit@1 falls and one relevant question's best passage drops under the
+answerer's relevance cut-off; larger chunks with a stricter boundary rule and no overlap lose hit@1 and
+hit@5; without the title, hit@5 falls. The same benchmark counts the chunks one edited paragraph changes.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Qdrant Edge: the Qdrant engine in-process (HNSW, WAL), the embedded default store.
 
 An open shard holds an exclusive lock on its WAL, so the shard is opened per operation (or per
-``session()``) under an inter-process file lock and closed promptly. Opening is not free (about
-0.25 s at 23k chunks), so a long-lived process (the API) calls ``keep_open()``: its searcher then
-holds the shard and the lock between queries, and yields both when another process asks. A process
-that wants the shard announces it by touching ``<index>.want`` while it waits for the lock; the
+``session()``) under an inter-process file lock and closed promptly. Opening is not free (it grows with
+the index; ``bench/query_latency.py`` reports it), so a long-lived process (the API) calls ``keep_open()``: its
+searcher then holds the shard and the lock between queries, and yields both when another process asks. A
+process that wants the shard announces it by touching ``<index>.want`` while it waits for the lock; the
 holder's watcher sees the mark within a few milliseconds, closes the shard and releases the lock,
 and takes them back once no one has asked for ``_LEASE`` seconds. A rebuild swaps the index under
 the same lock, so the searcher reopens the new one.

@@ -145,7 +145,7 @@ def _export_fp32(model_dir: Path, target: Path, pooling: str) -> None:
 
 
 def _quantize(source: Path, target: Path) -> None:
-    """Dynamic int8: weights per channel (per-tensor loses ~6% cosine on MiniLM), activations at run time."""
+    """Dynamic int8: weights per channel (per-tensor strays further from fp32 on MiniLM), activations at run time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
@@ -312,8 +312,8 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle worker threads sleep instead of spinning: kup shares its cores with the Prefect server, the API
-        # and the catalog, and a spinning pool takes their time (on 2 cores at load 3-4, 128 chunks: median
-        # 5.22 s instead of 5.63 s over 7 alternating runs; an idle machine pays a wake-up per operator).
+        # and the catalog, and a spinning pool takes their time (encoding on a loaded machine was
+        # faster without spinning, in alternating runs); an idle machine pays a wake-up per operator.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads

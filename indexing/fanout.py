@@ -4,7 +4,7 @@ while the catalog and the single store writer stay in the calling process.
 Work is cut so that a worker's result is the one the caller would have computed: documents are chunked whole,
 and texts are sorted by length and cut at the encoder's own batch boundaries before being spread, so every
 encoder batch holds the same texts (and pads the same way) as it would in-process. Each worker builds its
-chunker and encoders once, from a small ``Recipe``, and keeps them for later tasks.
+chunker and encoders once, from a small ``WorkerRecipe``, and keeps them for later tasks.
 
 ``distributed`` is used directly rather than through ``prefect-dask``: this layer knows nothing of Prefect, and
 the fan-out happens inside one task (the writer must stay single), not as Prefect tasks.
@@ -41,7 +41,7 @@ _TLS_SETTINGS = "KUP_DASK_TLS_CA, KUP_DASK_TLS_CERT and KUP_DASK_TLS_KEY"
 
 
 @dataclass(frozen=True)
-class Recipe:
+class WorkerRecipe:
     """What a worker needs to build the caller's chunker and encoders (``model`` None: the packaged model).
 
     A worker keeps its ONNX export in its own per-user cache (``~/.cache/kup/onnx``): the caller's data dir
@@ -57,7 +57,7 @@ class Recipe:
     boundary_modulus: int
 
     @classmethod
-    def of(cls, chunker: Chunker, dense: DenseEncoder) -> Recipe:
+    def of(cls, chunker: Chunker, dense: DenseEncoder) -> WorkerRecipe:
         packaged = dense.model_ref == str(packaged_model_path())  # its path differs between machines
         return cls(
             model=None if packaged else dense.model_ref,
@@ -72,11 +72,11 @@ class Recipe:
 
 # -- on the workers -------------------------------------------------------------------------------
 
-_built: dict[Recipe, tuple[Chunker, DenseEncoder, SparseEncoder]] = {}
+_built: dict[WorkerRecipe, tuple[Chunker, DenseEncoder, SparseEncoder]] = {}
 _building = threading.Lock()
 
 
-def _parts(recipe: Recipe) -> tuple[Chunker, DenseEncoder, SparseEncoder]:
+def _parts(recipe: WorkerRecipe) -> tuple[Chunker, DenseEncoder, SparseEncoder]:
     """This worker's chunker and encoders for ``recipe``, built on first use (models load once per worker)."""
     with _building:
         if recipe not in _built:
@@ -92,14 +92,14 @@ def _parts(recipe: Recipe) -> tuple[Chunker, DenseEncoder, SparseEncoder]:
         return _built[recipe]
 
 
-def chunk_part(recipe: Recipe, texts: list[str]) -> tuple[list[list[Chunk]], float]:
+def chunk_part(recipe: WorkerRecipe, texts: list[str]) -> tuple[list[list[Chunk]], float]:
     """Chunks of each text, and the seconds it took on the worker."""
     chunker = _parts(recipe)[0]
     started = time.perf_counter()
     return [chunker.chunk(t) for t in texts], time.perf_counter() - started
 
 
-def encode_part(recipe: Recipe, texts: list[str]) -> tuple[np.ndarray, list[SparseVector], float]:
+def encode_part(recipe: WorkerRecipe, texts: list[str]) -> tuple[np.ndarray, list[SparseVector], float]:
     """Dense and sparse vectors of ``texts`` (already in encoder order), and the seconds it took on the worker."""
     _, dense, sparse = _parts(recipe)
     started = time.perf_counter()
@@ -184,7 +184,7 @@ class Fanout:
 
     def __init__(
         self,
-        recipe: Recipe,
+        recipe: WorkerRecipe,
         *,
         address: str | None = None,
         workers: int = 0,

@@ -79,7 +79,7 @@ class Indexer:
             return _Plan(doc, points)
         members = doc.story or ((doc.source, doc.url),)
         story = {
-            "story_id": doc.story_id or doc.id,  # syndicated copies share it (indexing.stories)
+            "story_id": doc.story_id or doc.id,  # syndicated copies share it (indexing.story_fingerprints)
             "story_urls": [url for _, url in members if url],  # every outlet's URL, so a citation can name all
             "story_sources": list(dict.fromkeys(source for source, _ in members)),
         }

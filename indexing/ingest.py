@@ -1,135 +1,48 @@
-"""Pull one source and commit what is new or changed to the catalog (nothing is indexed here)."""
+"""Pull one source, of whatever kind, and commit what is new or changed to the catalog (nothing is indexed here).
+
+The kinds are ``feed`` and ``sql`` (built in) and whatever installed packages register under the ``kup.sources``
+entry point group (``indexing.source_kind``); each source is handled by the kind its ``type`` names. A failing
+source is recorded and reported, never raised: one bad source never stops the others.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
-import time
-from dataclasses import replace
 from datetime import datetime
 
-from connectors import FeedSource, FeedState, Fetcher, FetchPolicy, Source, pull_feed
-from connectors.sources import SqlSource
-from errors import FetchError, SourceError
-from errors.redact import mask_text
+from connectors import Fetcher, FetchPolicy, Source
+from connectors.sources import plugin_kinds
+from errors import ConfigError
+from errors.durations import human_duration
 from indexing.catalog import Catalog, now_utc
-from indexing.reports import SourceReport, backing_off, human_duration
-from indexing.sql_sync import ingest_sql
+from indexing.feed_sync import FEED
+from indexing.reports import SourceReport
+from indexing.source_kind import PullContext, SourceKind, failure_reason, retry_note, still_down
+from indexing.sql_sync import SQL
 
 logger = logging.getLogger(__name__)
 
-PROBE_TIMEOUT = 5.0  # seconds a backing-off feed's probe may take: a dead host costs this, not a full fetch
-PULL_TIMEOUT_CAP = 600.0  # seconds one source's pull may take at most: the every-minute schedule waits on it
-PULL_TIMEOUT_FLOOR = 5.0  # seconds every pull gets whatever the fetch settings, for the catalog writes
+
+def source_kinds() -> dict[str, SourceKind]:
+    """Every kind a source may be, by the ``type`` its entries carry: the built-in ones, then the plugins'."""
+    return {FEED.type: FEED, SQL.type: SQL, **plugin_kinds()}
+
+
+def kind_of(source: Source) -> SourceKind:
+    kind = source_kinds().get(source.type)
+    if kind is None:  # its plugin was uninstalled since the sources file was read
+        raise ConfigError(f"source {source.name} is of type {source.type!r}, which no installed kind provides")
+    return kind
 
 
 def source_kind(source: Source) -> str:
-    """``sql`` or ``feed``: how a source's state and failures are filed in the catalog."""
-    return "sql" if isinstance(source, SqlSource) else "feed"
+    """How a source's state and failures are filed in the catalog: its kind's type (``feed``, ``sql``, ...)."""
+    return source.type
 
 
 def pull_timeout(source: Source, policy: FetchPolicy, article_workers: int) -> float:
-    """Seconds a source's pull may take: a feed fetches itself and then its articles ``article_workers`` at a
-    time, each fetch bounded by ``total_timeout`` per attempt; twice that, capped. A database source gets the cap.
-    """
-    if not isinstance(source, FeedSource):
-        return PULL_TIMEOUT_CAP
-    rounds = 1 + math.ceil(source.max_items / article_workers)
-    per_fetch = policy.total_timeout * (policy.retries + 1)
-    return min(PULL_TIMEOUT_CAP, PULL_TIMEOUT_FLOOR + 2 * per_fetch * rounds)
-
-
-def failure_reason(exc: BaseException) -> str:
-    """One sentence for an unexpected error in a source's pull: the exception's type and message, credentials
-    masked."""
-    message = mask_text(str(exc)).strip().splitlines()[0] if str(exc).strip() else "no message"
-    return f"unexpected {type(exc).__name__}: {message}"
-
-
-def retry_note(next_at: datetime, now: datetime) -> str:
-    """When a failed source is tried again, in words that are never already in the past."""
-    wait = (next_at - now).total_seconds()
-    if wait <= 0:
-        return "tried again on the next run"
-    return f"next try in {human_duration(wait)}, at {next_at:%H:%M:%S} UTC"
-
-
-def probe_feed(source: FeedSource, fetcher: Fetcher, state: FeedState) -> str | None:
-    """A cheap conditional GET of a backing-off feed (short deadline, no retries): None when it answers, else why
-    not. A feed whose outage ended is pulled by the next run instead of waiting out its backoff."""
-    p = fetcher.policy
-    timeout = min(PROBE_TIMEOUT, p.total_timeout)
-    policy = replace(p, retries=0, total_timeout=timeout, connect_timeout=min(p.connect_timeout, timeout))
-    try:
-        with Fetcher(policy) as probe:
-            probe.get(
-                str(source.url),
-                allow_private=source.allow_private_addresses,
-                etag=state.etag,
-                last_modified=state.last_modified,
-            )
-    except FetchError as exc:
-        return str(exc)
-    return None
-
-
-def ingest_feed(
-    source: FeedSource,
-    catalog: Catalog,
-    fetcher: Fetcher,
-    *,
-    now: datetime | None = None,
-    force: bool = False,
-    article_workers: int = 4,
-) -> SourceReport:
-    """Pull one feed (its article pages ``article_workers`` at a time) and commit what is new or changed."""
-    started = time.perf_counter()
-    now = now or now_utc()
-    state = FeedState.from_cursor(catalog.source_cursor(source.name))
-    if skipped := backing_off(catalog, source.name, "feed", now, force):
-        if (still_down := probe_feed(source, fetcher, state)) is not None:
-            skipped.skipped += f"; probe: {still_down}"
-            skipped.seconds = time.perf_counter() - started
-            return skipped
-        logger.info("%s answers again: pulled before its backoff ends", source.name)
-    report = SourceReport(source=source.name, kind="feed")
-    try:
-        pull = pull_feed(
-            source,
-            fetcher,
-            state,
-            known=lambda ids: catalog.known_entries(source.name, ids, now),
-            article_workers=article_workers,
-        )
-    except SourceError as exc:
-        retry_after = getattr(exc.__cause__, "retry_after", None)
-        next_at = catalog.record_source_failure(source.name, "feed", str(exc), now, retry_after=retry_after)
-        report.error = str(exc)
-        logger.warning("%s (%s)", exc, retry_note(next_at, now_utc()))
-        report.seconds = time.perf_counter() - started
-        return report
-
-    report.not_modified = pull.not_modified
-    report.duplicates = pull.duplicates
-    report.unchanged = pull.unchanged
-    report.warnings = list(pull.warnings)
-    outcomes = catalog.upsert_documents(pull.documents, now)  # committed before the cursor moves
-    report.count(outcomes.values())
-    report.failed = catalog.quarantine(source.name, pull.failures, now)
-    fallbacks = [d for d in pull.documents if d.extraction == "feed" and d.url and source.fetch_articles]
-    report.fallbacks = len(fallbacks)
-    if fallbacks:
-        catalog.record_article_failures(
-            source.name, [(d.id, d.extraction_note or "no article") for d in fallbacks], now
-        )
-    extracted = [d.id for d in pull.documents if d.extraction == "article"]
-    if extracted:
-        catalog.resolve_failures(source.name, extracted, "article", now)
-    catalog.record_source_success(
-        source.name, "feed", pull.state.to_cursor(), now, warning="; ".join(pull.warnings) or None
-    )
-    report.seconds = time.perf_counter() - started
-    return report
+    """Seconds a source's pull may take before the run records it as failed (its kind decides, capped)."""
+    return kind_of(source).pull_timeout(source, policy, article_workers)
 
 
 def ingest_source(
@@ -141,20 +54,28 @@ def ingest_source(
     force: bool = False,
     article_workers: int = 4,
 ) -> SourceReport:
-    """Pull ``source`` once; a failing source is recorded and reported, never raised.
+    """Pull ``source`` once; a failing source is recorded and reported, never raised. While it backs off after
+    failures it is probed instead, and pulled at once when it answers again.
 
     ``article_workers``: a feed's article pages fetched at once (the per-host limit still applies).
     """
     now = now or now_utc()
-    kind = source_kind(source)
     try:
-        if isinstance(source, FeedSource):
-            return ingest_feed(source, catalog, fetcher, now=now, force=force, article_workers=article_workers)
-        if isinstance(source, SqlSource):
-            return ingest_sql(source, catalog, now=now, force=force)
-        raise TypeError(f"unsupported source type {type(source).__name__}")
+        kind = kind_of(source)
+        context = PullContext(catalog, fetcher, now, force, article_workers)
+        return still_down(kind, source, context) or kind.pull(source, context)
     except Exception as exc:  # noqa: BLE001 - a bug or a surprise in one source must not stop the others
-        return record_failure(source.name, kind, catalog, failure_reason(exc), now)
+        return record_failure(source.name, source_kind(source), catalog, failure_reason(exc), now)
+
+
+def backfill_source(
+    source: Source, catalog: Catalog, fetcher: Fetcher, since: datetime, until: datetime | None = None
+) -> SourceReport:
+    """Re-read ``[since, until)`` of one source by hand, without moving its cursor; the rest of the pipeline is
+    left alone. Changed documents are committed as updates and every document of the window goes back to the
+    indexer, which rewrites only what differs from the store (so a backfill also repairs an index that lost
+    points)."""
+    return kind_of(source).backfill(source, PullContext(catalog, fetcher, now_utc()), since, until)
 
 
 def record_failure(source: str, kind: str, catalog: Catalog, reason: str, now: datetime | None = None) -> SourceReport:

@@ -1,5 +1,5 @@
 """A refresh run's steps that need no orchestrator: pull sources within their time limits, index what is pending
-without losing it, then judge, record and describe the run.
+without losing it, then judge and record the run.
 
 The refresh flow (its pulls as Prefect tasks) and ``kup refresh`` without a server (its pulls on threads here)
 both end a run through these functions, so the two cannot drift apart.
@@ -12,28 +12,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from connectors import Source
 from errors import ConfigError
+from errors.durations import human_duration
 from indexing.catalog import Catalog, now_utc
-from indexing.ingest import broken_pull, failure_reason
-from indexing.reports import (
-    IndexReport,
-    LagSample,
-    SourceReport,
-    Verdict,
-    human_duration,
-    refresh_verdict,
-    status_markdown,
-    summarize,
-)
+from indexing.ingest import broken_pull
+from indexing.reports import IndexReport, RefreshSummary, RefreshVerdict, SourceReport, refresh_verdict, summarize
+from indexing.source_kind import failure_reason
 
 logger = logging.getLogger(__name__)
 
 INDEX_TIMEOUT = 3600.0  # seconds for indexing what is pending; what is left stays pending for the next run
-STATUS_WINDOW = timedelta(days=1)  # the freshness the kup-status artifact shows
 
 
 @dataclass
@@ -133,13 +125,17 @@ def index_safely(index: Callable[[], IndexReport]) -> IndexReport:
 
 @dataclass
 class RefreshOutcome:
-    """A finished refresh run: its JSON-ready summary (with the verdict in it), failure streaks and verdict."""
+    """A finished refresh run: its summary (with the verdict in it) and each source's failure streak."""
 
-    summary: dict[str, Any]
+    summary: RefreshSummary
     streaks: dict[str, int]
-    verdict: Verdict
     started: datetime
     finished: datetime
+
+    @property
+    def verdict(self) -> RefreshVerdict:
+        assert self.summary.verdict is not None  # finish_refresh judges every run it summarizes
+        return self.summary.verdict
 
 
 def finish_refresh(
@@ -147,40 +143,15 @@ def finish_refresh(
     reports: list[SourceReport],
     index_report: IndexReport,
     started: datetime,
-    extra: dict[str, Any] | None = None,
+    drift: dict[str, Any] | None = None,
 ) -> RefreshOutcome:
-    """Summarize the run, judge it against each source's failure streak, and record it in the catalog (with
-    ``extra`` figures, such as the model's drift, kept in the summary beside the run's own)."""
+    """Summarize the run, judge it against each source's failure streak, and record it in the catalog (with the
+    model's ``drift`` when the run measured it)."""
     finished = now_utc()
     samples = catalog.searchable_samples(started)  # the versions this run made searchable, as `kup status` counts
     summary = summarize(reports, index_report, (finished - started).total_seconds(), samples)
     streaks = catalog.failure_streaks([report.source for report in reports])
-    verdict = refresh_verdict(summary, streaks)
-    summary["verdict"] = {"status": verdict.status, "message": verdict.message}
-    summary.update(extra or {})
+    summary.verdict = refresh_verdict(summary, streaks)
+    summary.drift = drift
     catalog.record_refresh(started, finished, summary)
-    return RefreshOutcome(summary, streaks, verdict, started, finished)
-
-
-def status_report(catalog: Catalog, outcome: RefreshOutcome) -> str:
-    """The kup-status markdown for ``outcome``: the verdict, each source's health and the last day's freshness."""
-    samples = [LagSample(**x) for x in catalog.searchable_samples(outcome.finished - STATUS_WINDOW)]
-    return status_markdown(outcome.summary, outcome.verdict, catalog.status()["sources"], samples, outcome.finished)
-
-
-def done_line(outcome: RefreshOutcome) -> str:
-    """The run in one log line: time, counts, freshness lag and the verdict."""
-    summary = outcome.summary
-    lag, totals = summary["freshness_lag_seconds"], summary["totals"]
-    seen = summary.get("first_seen_lag_seconds") or {}
-    figures = []
-    if seen.get("p50") is not None:
-        figures.append(f"first seen to searchable p50 {human_duration(seen['p50'])}, p95 {human_duration(seen['p95'])}")
-    if lag.get("p50") is not None:
-        figures.append(f"published to searchable p50 {human_duration(lag['p50'])}, p95 {human_duration(lag['p95'])}")
-    return (
-        f"refresh done in {human_duration(summary['seconds'])}: {totals['new']} new, {totals['updated']} updated, "
-        f"{totals['unchanged']} unchanged, {totals['deleted']} deleted, {totals['failed']} failed; "
-        + ("; ".join(figures) + "; " if figures else "")
-        + outcome.verdict.message
-    )
+    return RefreshOutcome(summary, streaks, started, finished)

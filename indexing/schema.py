@@ -80,7 +80,7 @@ documents = Table(
     Column("lease_owner", String(128)),
     Column("lease_until", UTCDateTime()),
     Column("deleted_at", UTCDateTime()),  # gone from the source: its points are removed, the row stays
-    Column("story_id", String(32)),  # the syndicated story: the id of its earliest member (indexing.stories)
+    Column("story_id", String(32)),  # the syndicated story: the id of its earliest member (indexing.story_fingerprints)
     Index("ix_documents_status_next", "status", "next_attempt_at"),
     Index("ix_documents_source_status", "source", "status"),
     Index("ix_documents_indexed_at", "indexed_at"),

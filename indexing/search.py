@@ -1,8 +1,4 @@
-"""Hybrid retrieval: embed the query both ways and let the store fuse dense and sparse candidates.
-
-With ``per_story`` a syndicated story counts once in the top k: its best-scoring passage stands
-for it, carrying the URLs of the other copies that were found (``also_urls``).
-"""
+"""Hybrid retrieval: embed the query both ways and let the store fuse dense and sparse candidates."""
 
 from __future__ import annotations
 
@@ -16,7 +12,6 @@ from indexing.embedding import DenseEncoder, SparseEncoder
 from indexing.store import Fusion, Hit, VectorStore
 
 MAX_QUERY_CHARS = 2000
-_STORY_FETCH = 5  # candidates fetched per wanted hit when stories are collapsed (copies and their chunks)
 
 
 @dataclass
@@ -36,7 +31,6 @@ def search(
     limit: int = 5,
     sources: Sequence[str] | None = None,
     published_after: datetime | None = None,
-    per_story: bool = False,
     published_before: datetime | None = None,
     fusion: Fusion | None = None,
 ) -> SearchResult:
@@ -51,35 +45,17 @@ def search(
     dense_vec = dense.encode_query(query)
     sparse_vec = sparse.encode_query(query)
     t1 = time.perf_counter()
-    fetch = limit * _STORY_FETCH if per_story else limit
     hits = store.search(
         dense_vec,
         sparse_vec,
-        limit=fetch,
+        limit=limit,
         sources=sources,
         published_after=published_after,
         published_before=published_before,
         fusion=fusion,
     )
-    if per_story:
-        hits = collapse_stories(hits)[:limit]
     t2 = time.perf_counter()
     return SearchResult(query, hits, embed_ms=(t1 - t0) * 1000, search_ms=(t2 - t1) * 1000)
-
-
-def collapse_stories(hits: Sequence[Hit]) -> list[Hit]:
-    """One hit per story (best first in, best kept); the other members' URLs go on it as ``also_urls``."""
-    kept: dict[str, Hit] = {}
-    for hit in hits:
-        key = hit.payload.get("story_id") or hit.payload.get("doc_id") or hit.id
-        first = kept.get(key)
-        if first is None:
-            kept[key] = Hit(hit.id, hit.score, {**hit.payload, "also_urls": []})
-            continue
-        url = hit.payload.get("url")
-        if url and url != first.payload.get("url") and url not in first.payload["also_urls"]:
-            first.payload["also_urls"].append(url)
-    return list(kept.values())
 
 
 def check_sources(requested: list[str] | None, known: set[str] | None) -> None:

@@ -14,11 +14,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from connectors import FetchPolicy
 from connectors.sources import SqlSource
 from connectors.sql import SqlBatch, SqlCursor, SqlReader
 from errors import ConfigError, SourceError
 from indexing.catalog import Catalog, now_utc
-from indexing.reports import SourceReport, backing_off
+from indexing.reports import SourceReport
+from indexing.source_kind import PULL_TIMEOUT_CAP, PullContext, still_down
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +90,25 @@ def ingest_sql(
     env: Mapping[str, str] | None = None,
     on_batch: Callable[[SqlBatch], None] | None = None,
 ) -> SourceReport:
-    """Read what changed since the cursor, commit it batch by batch, and find hard deletes when due."""
-    started = time.perf_counter()
+    """Read what changed since the cursor, commit it batch by batch, and find hard deletes when due; while the
+    source backs off after failures, only a probe of its database (a pull as soon as it answers)."""
     now = now or now_utc()
-    if skipped := backing_off(catalog, source.name, "sql", now, force):
-        if (still_down := probe_sql(source, env)) is not None:
-            skipped.skipped += f"; probe: {still_down}"
-            skipped.seconds = time.perf_counter() - started
-            return skipped
-        logger.info("%s answers again: pulled before its backoff ends", source.name)
+    kind = SqlKind(env)
+    if skipped := still_down(kind, source, PullContext(catalog, None, now, force)):
+        return skipped
+    return read_changes(source, catalog, now=now, env=env, on_batch=on_batch)
+
+
+def read_changes(
+    source: SqlSource,
+    catalog: Catalog,
+    *,
+    now: datetime,
+    env: Mapping[str, str] | None = None,
+    on_batch: Callable[[SqlBatch], None] | None = None,
+) -> SourceReport:
+    """Commit the rows changed since the cursor, batch by batch, and find hard deletes when due."""
+    started = time.perf_counter()
     report = SourceReport(source=source.name, kind="sql")
     state: dict[str, Any] = dict(catalog.source_cursor(source.name) or {})
     try:
@@ -158,3 +170,35 @@ def backfill_sql(
         report.error = str(exc)
     report.seconds = time.perf_counter() - started
     return report
+
+
+class SqlKind:
+    """``type: sql`` in the sources file: a table or a read-only query, its URL in the environment (``url_env``;
+    ``env`` replaces the process's environment, for tests and tools)."""
+
+    type = "sql"
+    config = SqlSource
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = env
+
+    def pull(self, source: SqlSource, context: PullContext) -> SourceReport:
+        return read_changes(source, context.catalog, now=context.now, env=self.env)
+
+    def backfill(
+        self, source: SqlSource, context: PullContext, since: datetime, until: datetime | None
+    ) -> SourceReport:
+        return backfill_sql(source, context.catalog, since, until, env=self.env, now=context.now)
+
+    def probe(self, source: SqlSource, context: PullContext) -> str | None:
+        return probe_sql(source, self.env)
+
+    def pull_timeout(self, source: SqlSource, policy: FetchPolicy, article_workers: int) -> float:
+        return PULL_TIMEOUT_CAP  # batches of rows: the cap, however many there are
+
+    def describe(self, source: SqlSource) -> str:
+        what = f"table {source.table}" if source.table else "query"
+        return f"database {what} (URL in ${source.url_env})"
+
+
+SQL = SqlKind()

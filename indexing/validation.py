@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from connectors import Source
-from connectors.sources import SqlSource
 from indexing.catalog import DocRow
 
 logger = logging.getLogger(__name__)
@@ -40,10 +39,10 @@ class Requirements:
 
     @classmethod
     def for_source(cls, source: Source) -> Requirements:
-        """A feed item needs a URL and a title; a database row only those its source has templates for."""
-        if isinstance(source, SqlSource):
-            return cls(url=bool(source.url), title=bool(source.title))
-        return cls()
+        """What the source's kind says its documents carry: a feed item a URL and a title, a database row only
+        those its source has templates for."""
+        url, title = source.document_needs()
+        return cls(url=url, title=title)
 
 
 @dataclass

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from connectors.sources import FeedSource
-from indexing.ingest import failure_reason
 from indexing.reports import IndexReport, SourceReport
+from indexing.source_kind import failure_reason
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,9 @@
 """The import direction holds: cli -> flows -> answering -> training -> indexing -> connectors -> errors.
 
 A module may import its own package and any package below it, never one above; and no package's
-modules import each other in a circle.
+modules import each other in a circle. What several layers share sits in ``errors``, the bottom, which imports
+nothing of ours: the domain errors, credential masking, and the lazy package facades (``errors.lazy``) that
+``connectors`` and ``indexing`` both use.
 """
 
 from __future__ import annotations
@@ -79,3 +81,44 @@ def _through_package_init(circle: str) -> bool:
         later.startswith(earlier + ".") or earlier.startswith(later + ".")
         for earlier, later in zip(parts, parts[1:], strict=False)
     )
+
+
+# Where this process's environment is written, and why; kup's own settings pass between its parts as ``Settings``.
+ENVIRONMENT_WRITERS = {
+    ("cli/main.py", "_library_environment"): "Prefect's and Hugging Face's settings: they read only the environment",
+    ("cli/main.py", "_export_to_served_runs"): "KUP_* for the flow runs Prefect's runner starts as children",
+    ("cli/shared.py", "point_prefect_at"): "PREFECT_API_URL, read by Prefect when it loads and by its children",
+    ("flows/server.py", "start_server"): "PREFECT_API_AUTH_STRING for Prefect's client and the runs it starts",
+    ("training/base_model.py", "load_base"): "Hugging Face's offline switches, read when it loads",
+    ("indexing/embedding.py", "model"): "Hugging Face's offline switches, read when it loads",
+}
+
+
+def _environment_writes(path: Path) -> set[tuple[str, str]]:
+    """(module, function) pairs that assign to, setdefault, update or putenv this process's environment."""
+
+    def is_environ(node: ast.AST) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "environ"
+
+    found: set[tuple[str, str]] = set()
+    where = str(path.relative_to(ROOT))
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            name = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else function
+            targets = child.targets if isinstance(child, ast.Assign) else []
+            if any(isinstance(t, ast.Subscript) and is_environ(t.value) for t in targets):
+                found.add((where, name))
+            if isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute):
+                owner = child.func.value
+                if (child.func.attr in ("setdefault", "update") and is_environ(owner)) or child.func.attr == "putenv":
+                    found.add((where, name))
+            visit(child, name)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "<module>")
+    return found
+
+
+def test_the_environment_is_written_only_where_a_library_or_a_child_process_reads_it() -> None:
+    writes = set().union(*(_environment_writes(path) for package in LAYERS for path in _modules(package)))
+    assert writes <= set(ENVIRONMENT_WRITERS), sorted(writes - set(ENVIRONMENT_WRITERS))

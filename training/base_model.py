@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE = "smollm2"  # the packaged SmolLM2-135M-Instruct: what fine-tuning trains (fast enough on a CPU)
 # What answers by default when no base model is named: on real news (bench/qa.py) it read passages far better than
-# SmolLM2 (multiple-choice accuracy 0.55 against 0.39 on 100 questions) at a first token in about 2.5 s on 2 cores.
+# SmolLM2 (multiple-choice accuracy) at an acceptable time to first token on a CPU.
 DEFAULT_READER = "qwen2.5-coder-0.5b"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -68,7 +68,7 @@ PACKAGED = {
         "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     ),
 }
-PREPARED_MB = PACKAGED[DEFAULT_BASE].prepared_mb  # the de-quantized fp32 copy of SmolLM2-135M (517 MB measured)
+PREPARED_MB = PACKAGED[DEFAULT_BASE].prepared_mb  # the de-quantized fp32 copy of SmolLM2-135M (measured on disk)
 
 
 @dataclass

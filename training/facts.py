@@ -95,9 +95,6 @@ class Fact:
     answer: str
     cloze: str  # the sentence with the answer blanked: another wording of the same question
 
-    def qa_text(self) -> str:
-        return f"Question: {self.question}\nAnswer: {self.answer}"
-
 
 def sentences(text: str) -> list[str]:
     """Sentences of ``text`` (paragraph by paragraph), stripped; very short fragments dropped."""

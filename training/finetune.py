@@ -157,7 +157,7 @@ def measured_speed(registry: AdapterRegistry, base_name: str) -> tuple[float, st
 def training_plan(sampler, recipe: Recipe, registry: AdapterRegistry, base_name: str, budget: float | None) -> str:
     """The training stage in one sentence, with how long it will take on this machine; refused (ConfigError) when
     that is longer than ``budget`` seconds."""
-    from indexing.reports import human_duration
+    from errors.durations import human_duration
 
     tokens = planned_tokens(sampler, recipe)
     head = f"training ({recipe.method}): {tokens:,} tokens over {recipe.epochs} epoch(s)"

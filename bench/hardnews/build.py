@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from .articles import build_story, make_events, publish
 from .outlets import OUTLETS
 from .questions import make_questions
-from .stories import build_story, make_events, publish
 from .world import DAYS, FIRST, LAST, World, day_date
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 import re
 
+from .articles import Event
 from .outlets import cap
-from .stories import Event
 from .world import MONTHS_DAYS, date_text
 
 # Same-kind values named in an event's own articles: the closest distractors there are.

@@ -15,7 +15,7 @@ from indexing.catalog.roles import Roles
 from indexing.catalog.rows import LIVE_STATUSES, DocRow
 from indexing.catalog.runs import Runs
 from indexing.catalog.sources import Sources, backoff
-from indexing.catalog.stories import Stories
+from indexing.catalog.story_assignment import Stories
 
 
 class Catalog(Documents, Leases, Stories, Sources, Runs, Roles):

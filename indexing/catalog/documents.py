@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select, update
 from connectors import Document, ItemFailure, document_id
 from indexing.catalog.engine import _chunks, now_utc
 from indexing.catalog.rows import _DOC_ROW_COLUMNS, LIVE_STATUSES, DocRow, _document_row
-from indexing.catalog.stories import Stories
+from indexing.catalog.story_assignment import Stories
 from indexing.schema import documents, failures
 
 

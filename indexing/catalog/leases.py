@@ -13,7 +13,7 @@ from sqlalchemy import Connection, and_, case, or_, select, update
 from indexing.catalog.engine import _chunks, now_utc
 from indexing.catalog.rows import _DOC_ROW_COLUMNS, DocRow
 from indexing.catalog.sources import backoff
-from indexing.catalog.stories import Stories
+from indexing.catalog.story_assignment import Stories
 from indexing.schema import documents
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ class DocRow:
     version: int
     attempts: int
     deleted: bool = False  # gone from the source: the indexer removes its points
-    story_id: str | None = None  # the syndicated story (indexing.stories); None before it is assigned
+    story_id: str | None = None  # the syndicated story (indexing.story_fingerprints); None before it is assigned
     story: tuple[tuple[str, str | None], ...] = ()  # every live member of the story as (source, url), earliest first
 
 

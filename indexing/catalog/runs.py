@@ -3,42 +3,42 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from indexing.catalog.engine import CatalogEngine
-from indexing.schema import documents, failures, refresh_runs, source_state
+from indexing.reports import RefreshSummary
+from indexing.schema import documents, failures, refresh_runs, roles, source_state
+
+
+@dataclass(frozen=True)
+class RefreshRun:
+    """A recorded refresh run: when it started and finished, and its summary."""
+
+    started_at: datetime
+    finished_at: datetime
+    summary: RefreshSummary
 
 
 class Runs(CatalogEngine):
     """One row per refresh run, and the read-only views the dashboard and the CLI show."""
 
-    def record_refresh(self, started_at: datetime, finished_at: datetime, summary: dict[str, Any]) -> None:
+    def record_refresh(self, started_at: datetime, finished_at: datetime, summary: RefreshSummary) -> None:
+        row = {"started_at": started_at, "finished_at": finished_at, "summary": summary.to_dict()}
         with self._write() as conn:
-            conn.execute(refresh_runs.insert().values(started_at=started_at, finished_at=finished_at, summary=summary))
+            conn.execute(refresh_runs.insert().values(**row))
 
-    def last_refresh(self) -> dict[str, Any] | None:
+    def last_refresh(self) -> RefreshRun | None:
+        """The latest run, its summary read back whichever version of kup wrote it."""
         with self._read() as conn:
             row = conn.execute(select(refresh_runs).order_by(refresh_runs.c.id.desc()).limit(1)).first()
-        return dict(row._mapping) if row else None
-
-    def freshness_lags(self, since: datetime, limit: int = 10_000) -> list[float]:
-        """Seconds from publication to indexing for documents indexed since ``since`` (dated ones only)."""
-        with self._read() as conn:
-            rows = conn.execute(
-                select(documents.c.published_at, documents.c.indexed_at)
-                .where(
-                    documents.c.indexed_at >= since,
-                    documents.c.published_estimated.is_(False),
-                    documents.c.published_at.is_not(None),
-                    documents.c.status == "indexed",
-                )
-                .order_by(documents.c.indexed_at.desc())
-                .limit(limit)
-            ).all()
-        return [max(0.0, (r.indexed_at - r.published_at).total_seconds()) for r in rows]
+        if row is None:
+            return None
+        return RefreshRun(row.started_at, row.finished_at, RefreshSummary.from_dict(row.summary or {}))
 
     def searchable_lags(self, since: datetime, limit: int = 10_000) -> dict[str, list[float]]:
         """Seconds to searchable for documents first seen since ``since`` and indexed, measured two ways.
@@ -130,3 +130,30 @@ class Runs(CatalogEngine):
             "failures": [dict(r._mapping) for r in open_failures],
             "quarantined": [dict(r._mapping) for r in quarantined],
         }
+
+    def metric_rows(self, queued: Sequence[str]) -> dict[str, list[tuple]]:
+        """What a metrics scrape reads, in one transaction: ``counts`` (source, status, documents), ``oldest_queued``
+        (source, oldest ``updated_at`` among documents in a ``queued`` status), ``states`` (source, kind, last
+        success, last attempt, failures in a row), ``roles`` (name, renewed at) and ``failures`` (source, stage,
+        open failures)."""
+        queries = {
+            "counts": select(documents.c.source, documents.c.status, func.count()).group_by(
+                documents.c.source, documents.c.status
+            ),
+            "oldest_queued": select(documents.c.source, func.min(documents.c.updated_at))
+            .where(documents.c.status.in_(queued))
+            .group_by(documents.c.source),
+            "states": select(
+                source_state.c.source,
+                source_state.c.kind,
+                source_state.c.last_success_at,
+                source_state.c.last_attempt_at,
+                source_state.c.consecutive_failures,
+            ),
+            "roles": select(roles.c.name, roles.c.renewed_at),
+            "failures": select(failures.c.source, failures.c.stage, func.count())
+            .where(failures.c.resolved_at.is_(None))
+            .group_by(failures.c.source, failures.c.stage),
+        }
+        with self._read() as conn:
+            return {name: [tuple(row) for row in conn.execute(query)] for name, query in queries.items()}

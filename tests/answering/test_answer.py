@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 
 from answering import RAG_TOKEN_TEMPERATURE
 from answering.decode import (
+    choices_logprobs,
     mixture_logprobs,
-    rag_token_continuation_logprob,
     retrieval_log_weights,
     stream_rag_token,
+    token_mixture,
 )
 from answering.prompt import rag_prompt
 from errors import InputError, KupError
@@ -44,7 +45,7 @@ def test_rag_token_mixture_equals_a_hand_computation(answerer, tokenizer) -> Non
     # The batched, cached decoder picks the same first token as the hand-computed mixture.
     first = next(iter(stream_rag_token(model, tok, prompts, scores, max_new_tokens=1)), "")
     assert first == tok.decode([int(by_hand.argmax())], skip_special_tokens=True)
-    # Sequence scoring: per token, the weighted mixture; summed over tokens.
+    # Sequence scoring (as bench/qa.py scores a choice): per token, the weighted mixture; summed over tokens.
     continuation = " 14 March"
     ids = tok(continuation, add_special_tokens=False)["input_ids"]
     total = 0.0
@@ -55,7 +56,9 @@ def test_rag_token_mixture_equals_a_hand_computation(answerer, tokenizer) -> Non
             with torch.no_grad():
                 per.append(torch.log_softmax(model(input_ids=torch.tensor([prefix])).logits[0, -1].float(), -1)[token])
         total += math.log(float(w[0] * per[0].exp() + w[1] * per[1].exp()))
-    assert math.isclose(rag_token_continuation_logprob(model, tok, prompts, scores, continuation), total, rel_tol=1e-4)
+    per_passage = [choices_logprobs(model, tok, p, [continuation])[0] for p in prompts]
+    scored = sum(token_mixture(per_passage, retrieval_log_weights(scores, 0.05)))
+    assert math.isclose(scored, total, rel_tol=1e-4)
 
 
 @pytest.mark.parametrize("mode", ["prompt", "rag-token", "closed-book"])

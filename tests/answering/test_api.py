@@ -15,7 +15,7 @@ import pytest
 from answering import Answerer, LanguageModel
 from answering.api import create_app, http_status
 from answering.api_guards import ApiGuards
-from answering.requests import MAX_RECENT_DAYS, recent_since, require_query
+from answering.requests import MAX_RECENT_DAYS, recent_since
 from errors import InputError, KupError, StoreError
 from indexing import EdgeStore, QdrantStore
 
@@ -68,12 +68,6 @@ def test_recent_days_become_a_moment_and_absurd_spans_are_refused() -> None:
     for bad in (0, -1, MAX_RECENT_DAYS + 1, 1e12, float("inf"), float("nan")):
         with pytest.raises(InputError, match="--recent must be a positive number of days"):
             recent_since(bad, now)
-
-
-def test_an_empty_query_is_refused() -> None:
-    assert require_query("  storm  ") == "storm"
-    with pytest.raises(InputError, match="query is empty"):
-        require_query("   ")
 
 
 def test_search_errors_over_http(filled, dense, sparse, tmp_path) -> None:

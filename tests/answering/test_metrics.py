@@ -13,6 +13,7 @@ from answering.api import create_app
 from answering.api_guards import ApiGuards
 from connectors import Document
 from indexing import Catalog, EdgeStore, now_utc
+from indexing.reports import RefreshSummary
 from tests.answering.test_api import serving_app
 
 KEY = "metrics-k3y-9c1d"
@@ -31,7 +32,9 @@ def _catalog(tmp_path) -> Catalog:
         "index": {"embedded": 40, "seconds": 8.0},
         "verdict": {"status": "stale", "message": "wiki failed"},
     }
-    catalog.record_refresh(now - timedelta(seconds=75), now - timedelta(seconds=62.5), summary)
+    catalog.record_refresh(
+        now - timedelta(seconds=75), now - timedelta(seconds=62.5), RefreshSummary.from_dict(summary)
+    )
     catalog.take_role("listen", "listen run brave-otter", now - timedelta(seconds=3))
     return catalog
 

@@ -88,11 +88,10 @@ def test_updated_questions_take_the_latest_value(articles, questions):
 
 
 def test_generation_is_deterministic(tmp_path):
-    script = ROOT / "bench" / "hardnews.py"
     for run in ("a", "b"):
         out = tmp_path / run
         done = subprocess.run(
-            [sys.executable, str(script), "--out", str(out)], capture_output=True, text=True, check=True
+            [sys.executable, "-m", "bench.hardnews", "--out", str(out)], capture_output=True, text=True, check=True
         )
         figures = json.loads(done.stdout)
         assert figures["articles"] >= 300

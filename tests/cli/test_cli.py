@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -82,7 +83,15 @@ def test_status_with_nothing_indexed_says_so(pipeline) -> None:
     assert data["freshness"]["first_seen_to_searchable_seconds"] == {"p50": None, "p95": None, "count": 0}
 
 
-def test_flags_select_another_pipeline(pipeline, tmp_path) -> None:
+@pytest.mark.parametrize("as_flow_run", [False, True], ids=["in-process", "flow-run"])
+def test_flags_select_another_pipeline(pipeline, tmp_path, monkeypatch, as_flow_run) -> None:
+    """The flags reach the refresh as Settings, run in this process or as a flow run here, not through the
+    environment: the KUP_* variables are as they were."""
+    if as_flow_run:
+        from prefect.settings import PREFECT_API_URL
+
+        monkeypatch.setenv("KUP_PREFECT_API_URL", PREFECT_API_URL.value())  # the test harness's server answers
+    kup_environment = {k: v for k, v in os.environ.items() if k.startswith("KUP_")}
     pipeline.publish("/world", 1)
     other_sources = tmp_path / "other.yaml"
     other_sources.write_text(
@@ -93,6 +102,8 @@ def test_flags_select_another_pipeline(pipeline, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["totals"]["new"] == 1
     assert (other_data / "catalog.db").exists() and not pipeline.data_dir.joinpath("catalog.db").exists()
+    assert ("not recorded in a dashboard" in result.output) is not as_flow_run
+    assert {k: v for k, v in os.environ.items() if k.startswith("KUP_")} == kup_environment
 
 
 def test_search_on_an_empty_index_says_so(pipeline) -> None:

@@ -9,9 +9,11 @@ from decimal import Decimal
 from rich.console import Console
 
 from answering import Answer, Citation
-from cli.views import _cursor_position, freshness_lines, print_answer_end, print_run_figures
+from cli.views import print_answer_end, print_refresh, print_run_figures
+from cli.views_status import _cursor_position, freshness_lines
 from cli.views_training import adapters_data, print_adapters, print_finetune
 from connectors.sql import SqlCursor
+from indexing.reports import IndexReport, SourceReport, refresh_verdict, summarize
 from training.registry import AdapterRegistry
 
 NOW = datetime(2026, 11, 20, 9, 10, tzinfo=UTC)
@@ -149,3 +151,17 @@ def test_a_finished_reindex_and_backfill_in_one_line() -> None:
         "backfill of world (2026-11-01 00:00 to now): 2 new, 1 updated, 3 unchanged; "
         "3 document(s) indexed, 30 chunk(s) embedded"
     )
+
+
+def test_a_refresh_reads_as_a_table_figures_and_its_verdict() -> None:
+    world = SourceReport(source="world", kind="feed", new=2, fallbacks=1, not_modified=True)
+    gone = SourceReport(source="gone", kind="feed", error="HTTP 404")
+    summary = summarize([world, gone], IndexReport(documents=2, embedded=5, lags={"world": [4.0, 6.0]}), 106)
+    summary.verdict = refresh_verdict(summary, {"gone": 1})
+    console, out = recording()
+    print_refresh(summary, console)
+    text = out.getvalue()
+    assert "Refresh (1 min 46 s)" in text and "not modified; 1 from feed text" in text and "HTTP 404" in text
+    assert "indexed 2 document(s): 5 chunk(s) embedded, 0 reused, 0 unchanged, 0 deleted, 0 failed" in text
+    assert "published to searchable: p50 5 s, p95 5.9 s" in text
+    assert text.rstrip().endswith("index is stale: gone failed: HTTP 404")

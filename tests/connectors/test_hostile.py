@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import pytest
 
 from connectors import Document, FeedState, feedxml, pull_feed
-from connectors.articles import detect_language
 from connectors.document import defuse_special_tokens
+from connectors.language import detect_language
 from errors import FetchError, SourceError
 from fixtures import Item, article_html, paragraphs, rss
 

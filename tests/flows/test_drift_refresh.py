@@ -62,7 +62,7 @@ def test_a_refresh_without_prefect_measures_drift_only_when_on_and_kup_status_sh
 
     # Off (the default): nothing is measured, recorded or loaded, and status says it is off.
     first = refresh_here(load_settings())
-    assert first["index"]["documents"] == 3 and "drift" not in first
+    assert first.index.documents == 3 and first.drift is None
     assert not drift.drift_path(pipeline.data_dir).exists()
     text, shown = kup_status()
     assert "drift: off (KUP_DRIFT_CHECK=true has a refresh measure it)" in text
@@ -76,7 +76,7 @@ def test_a_refresh_without_prefect_measures_drift_only_when_on_and_kup_status_sh
 
     # On, with no champion yet: the check is recorded as a skip in words.
     skipped = refresh_here(load_settings())
-    assert skipped["drift"]["ratio"] is None and "no champion adapter yet" in skipped["drift"]["skipped"]
+    assert skipped.drift["ratio"] is None and "no champion adapter yet" in skipped.drift["skipped"]
     text, _ = kup_status()
     assert "drift: not measured yet" in text and "not measured, no champion adapter yet" in text
 
@@ -88,7 +88,7 @@ def test_a_refresh_without_prefect_measures_drift_only_when_on_and_kup_status_sh
     started = time.monotonic()
     summary = refresh_here(load_settings())
     seconds = time.monotonic() - started
-    report = summary["drift"]
+    report = summary.drift
     assert report["champion"] == champion and report["skipped"] is None
     assert (report["recent_documents"], report["trained_documents"]) == (3, 3)
     assert report["ratio"] > 0 and report["threshold"] == 1.1 and report["exceeded"] == (report["ratio"] >= 1.1)
@@ -96,7 +96,7 @@ def test_a_refresh_without_prefect_measures_drift_only_when_on_and_kup_status_sh
     [recorded] = [r for r in drift.history(pipeline.data_dir) if r["ratio"] is not None]
     assert recorded == report
     with Runtime(load_settings()) as rt:
-        assert rt.catalog.last_refresh()["summary"]["drift"] == report
+        assert rt.catalog.last_refresh().summary.drift == report
 
     text, shown = kup_status()
     assert shown["last_measured"]["ratio"] == report["ratio"] and shown["last_skip"] is None
@@ -111,7 +111,7 @@ def test_a_refresh_without_prefect_measures_drift_only_when_on_and_kup_status_sh
     # Not due again within KUP_DRIFT_EVERY_HOURS: the next refresh loads no model and records nothing.
     monkeypatch.setenv("KUP_DRIFT_EVERY_HOURS", "6")
     again = refresh_here(load_settings())
-    assert "drift" not in again and len(drift.history(pipeline.data_dir)) == 2
+    assert again.drift is None and len(drift.history(pipeline.data_dir)) == 2
     print(f"refresh with a drift measurement: {seconds:.1f} s")
 
 

@@ -38,15 +38,12 @@ def test_a_pull_that_hangs_is_stopped_at_its_limit_without_prefect(pipeline, mon
     finally:
         release.set()
     assert time.monotonic() - started < 60
-    by_name = {s["source"]: s for s in summary["sources"]}
-    assert by_name["stuck"]["error"] == "pull stopped after 7 s (the limit for this source)"
-    assert by_name["world"]["new"] == 1 and summary["index"]["documents"] == 1  # pulled after the stuck one
-    assert (
-        summary["verdict"]["status"] == "stale"
-        and "stuck failed: pull stopped after 7 s" in (summary["verdict"]["message"])
-    )
+    by_name = {s.source: s for s in summary.sources}
+    assert by_name["stuck"].error == "pull stopped after 7 s (the limit for this source)"
+    assert by_name["world"].new == 1 and summary.index.documents == 1  # pulled after the stuck one
+    assert summary.verdict.status == "stale" and "stuck failed: pull stopped after 7 s" in (summary.verdict.message)
     with Runtime(load_settings()) as rt:
-        assert rt.catalog.last_refresh()["summary"]["failed_sources"] == ["stuck"]
+        assert rt.catalog.last_refresh().summary.failed_sources == ["stuck"]
 
 
 def test_an_article_that_leaves_its_feed_stays_indexed_and_searchable(pipeline) -> None:
@@ -56,10 +53,10 @@ def test_an_article_that_leaves_its_feed_stays_indexed_and_searchable(pipeline) 
     items = pipeline.publish("/world", 3)
     pipeline.write_sources({"world": "/world"})
     first = refresh_here(load_settings())
-    assert first["index"]["documents"] == 3
+    assert first.index.documents == 3
     pipeline.publish("/world", 2, start=3, etag='"v2"')  # the feed now lists stories 3 and 4 only: 0-2 have left it
     second = refresh_here(load_settings())
-    assert {s["source"]: s["new"] for s in second["sources"]} == {"world": 2}
+    assert {s.source: s.new for s in second.sources} == {"world": 2}
     with Runtime(load_settings()) as rt:
         assert rt.catalog.count(status="indexed") == 5
         hits = search(rt.store, rt.dense, rt.sparse, paragraphs(0, count=6)[0][:300], limit=3).hits

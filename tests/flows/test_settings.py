@@ -4,6 +4,7 @@ refresh does (counted as simultaneous requests at a local news site whose answer
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 import time
 
@@ -12,7 +13,7 @@ import pytest
 import flows.refresh
 from errors import ConfigError
 from fixtures.news_site import FeedServer, Route
-from flows.settings import Settings, load_settings
+from flows.settings import Settings, load_settings, settings_in_force
 
 SLOW = 0.4  # seconds each counted request takes: long enough for parallel requests to overlap
 
@@ -62,6 +63,18 @@ def test_every_setting_says_why_and_problems_come_together() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(source_concurrency=0, article_workers="many")
     assert "KUP_SOURCE_CONCURRENCY" in str(caught.value) and "KUP_ARTICLE_WORKERS" in str(caught.value)
+
+
+def test_settings_in_force_are_what_flows_in_this_process_load_and_only_within_the_block(tmp_path, monkeypatch) -> None:
+    """A command hands its settings (flags included) to the flows it runs here as a Settings object, not through
+    the environment: inside the block ``load_settings()`` is that object, outside it the environment's again."""
+    monkeypatch.setenv("KUP_DATA_DIR", str(tmp_path / "from-env"))
+    chosen = Settings(data_dir=tmp_path / "chosen")
+    with settings_in_force(chosen) as s:
+        assert s is chosen and load_settings() is chosen
+        assert load_settings(collection="other").data_dir == tmp_path / "from-env"  # explicit overrides: the env's
+        assert os.environ["KUP_DATA_DIR"] == str(tmp_path / "from-env")  # nothing written there
+    assert load_settings().data_dir == tmp_path / "from-env"
 
 
 @pytest.mark.usefixtures("prefect_harness")

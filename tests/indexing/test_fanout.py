@@ -13,7 +13,7 @@ from connectors import Document
 from errors import ConfigError
 from fixtures import free_port, paragraphs
 from indexing import Catalog, Chunker, EdgeStore, Indexer
-from indexing.fanout import Fanout, Recipe
+from indexing.fanout import Fanout, WorkerRecipe
 
 
 def docs(count: int) -> list[Document]:
@@ -44,7 +44,7 @@ def index_into(tmp_path, name: str, dense, sparse, fanout: Fanout | None = None)
 def test_a_two_worker_cluster_writes_the_points_an_in_process_run_writes(tmp_path, dense, sparse) -> None:
     local = index_into(tmp_path, "local", dense, sparse)
     chunker = Chunker(dense.tokenize, chunk_tokens=64, overlap_tokens=8)
-    fanout = Fanout(Recipe.of(chunker, dense), workers=2, processes=False, min_texts=1, min_documents=1)
+    fanout = Fanout(WorkerRecipe.of(chunker, dense), workers=2, processes=False, min_texts=1, min_documents=1)
     try:
         calls = dense.calls
         spread = index_into(tmp_path, "spread", dense, sparse, fanout)
@@ -64,8 +64,8 @@ def test_a_two_worker_cluster_writes_the_points_an_in_process_run_writes(tmp_pat
         assert local_vectors[pid].sparse == spread_vectors[pid].sparse
 
 
-def _recipe() -> Recipe:
-    return Recipe(None, "onnx-int8", 64, 200, 32, 50, 3)
+def _recipe() -> WorkerRecipe:
+    return WorkerRecipe(None, "onnx-int8", 64, 200, 32, 50, 3)
 
 
 def test_an_unreachable_scheduler_stops_with_one_sentence_naming_the_setting() -> None:
@@ -84,7 +84,7 @@ def test_an_unreachable_scheduler_can_fall_back_to_in_process_with_a_warning(tmp
     address = f"tcp://127.0.0.1:{free_port()}"
     chunker = Chunker(dense.tokenize, chunk_tokens=64, overlap_tokens=8)
     fanout = Fanout(
-        Recipe.of(chunker, dense),
+        WorkerRecipe.of(chunker, dense),
         address=address,
         unreachable="in-process",
         min_texts=1,

@@ -24,7 +24,7 @@ import pytest
 from errors import ConfigError
 from fixtures import paragraphs
 from indexing import Chunker
-from indexing.fanout import Fanout, Recipe, client_security
+from indexing.fanout import Fanout, WorkerRecipe, client_security
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,8 +51,8 @@ indexing.fanout.encode_part = encode_part
 """
 
 
-def _recipe() -> Recipe:
-    return Recipe(None, "torch", 64, 200, 32, 50, 3)
+def _recipe() -> WorkerRecipe:
+    return WorkerRecipe(None, "torch", 64, 200, 32, 50, 3)
 
 
 def _remote_host() -> str:
@@ -201,7 +201,9 @@ def test_over_tls_only_workers_holding_the_clusters_certificates_join(tmp_path, 
     texts = paragraphs(7, count=5)
     chunker = Chunker(dense.tokenize, chunk_tokens=64, overlap_tokens=8)
     security = client_security(ca_file, client_cert, client_key)
-    fanout = Fanout(Recipe.of(chunker, dense), address=address, security=security, min_texts=1, connect_timeout=60)
+    fanout = Fanout(
+        WorkerRecipe.of(chunker, dense), address=address, security=security, min_texts=1, connect_timeout=60
+    )
     try:
         spread_dense, spread_sparse = fanout.encode(texts)
         workers = fanout._client.scheduler_info(n_workers=-1)["workers"].values()

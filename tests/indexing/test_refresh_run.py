@@ -80,7 +80,7 @@ def test_finish_refresh_judges_and_records_the_run(parts) -> None:
     outcome = finish_refresh(catalog, reports, IndexReport(), started)
 
     assert outcome.verdict.status == "stale" and outcome.streaks == {"world": 0, "gone": 1}
-    assert outcome.summary["verdict"] == {"status": "stale", "message": outcome.verdict.message}
+    assert outcome.summary.to_dict()["verdict"] == {"status": "stale", "message": outcome.verdict.message}
     assert outcome.verdict.message.startswith("index is stale: gone failed: ") and "404" in outcome.verdict.message
     recorded = catalog.last_refresh()
-    assert recorded["summary"]["failed_sources"] == ["gone"] and recorded["summary"]["verdict"]["status"] == "stale"
+    assert recorded.summary.failed_sources == ["gone"] and recorded.summary.verdict.status == "stale"

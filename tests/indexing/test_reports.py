@@ -1,28 +1,24 @@
-"""Run reports: outcome counts, a refresh's summary, its verdict (healthy, warning, failing) and how it reads."""
+"""Run reports: outcome counts, a refresh's summary (its one JSON form, read back from any version) and its verdict
+(healthy, stale, warning, failing)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from indexing.reports import (
     FAILING_RUNS_BEFORE_RED,
     IndexReport,
-    LagSample,
+    Lag,
+    RefreshSummary,
+    RefreshVerdict,
     SourceReport,
-    hourly_p95,
-    human_duration,
-    refresh_markdown,
-    refresh_rows,
+    Totals,
     refresh_verdict,
-    sparkline,
-    status_markdown,
     summarize,
 )
 
 
-def _summary(*, gone_error: str | None = None, quarantined: int = 0, failed: int = 0) -> dict:
+def run_summary(*, gone_error: str | None = None, quarantined: int = 0, failed: int = 0) -> RefreshSummary:
+    """A run over two feeds, ``world`` (two new, one updated, one unchanged) and ``gone`` (failing with
+    ``gone_error`` when given)."""
     world = SourceReport(source="world", kind="feed")
     world.count(["new", "new", "updated", "unchanged"])
     gone = SourceReport(source="gone", kind="feed", error=gone_error)
@@ -47,19 +43,19 @@ def test_count_adds_each_outcome() -> None:
 
 
 def test_summary_totals_and_failed_sources() -> None:
-    summary = _summary(gone_error="feed gone: HTTP 404")
-    assert summary["totals"] == {"new": 2, "updated": 1, "unchanged": 1, "deleted": 0, "failed": 0}
-    assert summary["failed_sources"] == ["gone"]
-    assert summary["freshness_lag_seconds"]["p50"] == 20.0
+    summary = run_summary(gone_error="feed gone: HTTP 404")
+    assert summary.totals == Totals(new=2, updated=1, unchanged=1, deleted=0, failed=0)
+    assert summary.failed_sources == ["gone"]
+    assert summary.freshness_lag_seconds.p50 == 20.0
 
 
 def test_a_clean_run_is_healthy() -> None:
-    verdict = refresh_verdict(_summary(), {"world": 0, "gone": 0})
+    verdict = refresh_verdict(run_summary(), {"world": 0, "gone": 0})
     assert verdict.status == "healthy" and verdict.reasons == [] and verdict.message == "index is fresh"
 
 
 def test_quarantined_or_unindexed_documents_warn() -> None:
-    verdict = refresh_verdict(_summary(quarantined=1, failed=2), {})
+    verdict = refresh_verdict(run_summary(quarantined=1, failed=2), {})
     assert verdict.status == "warning"
     assert verdict.reasons == [
         "1 document(s) failed the data checks",
@@ -69,7 +65,7 @@ def test_quarantined_or_unindexed_documents_warn() -> None:
 
 
 def test_a_one_off_failure_or_a_backing_off_source_is_stale_never_fresh() -> None:
-    verdict = refresh_verdict(_summary(gone_error="HTTP 404", quarantined=1), {"gone": 1})
+    verdict = refresh_verdict(run_summary(gone_error="HTTP 404", quarantined=1), {"gone": 1})
     assert verdict.status == "stale" and verdict.message == "index is stale: gone failed: HTTP 404"
     skipped = summarize(
         [SourceReport(source="slow", kind="feed", skipped="backing off after failures until 10:02:00 UTC")],
@@ -84,7 +80,7 @@ def test_a_one_off_failure_or_a_backing_off_source_is_stale_never_fresh() -> Non
 
 
 def test_a_source_failing_run_after_run_turns_red() -> None:
-    summary = _summary(gone_error="HTTP 500")
+    summary = run_summary(gone_error="HTTP 500")
     assert refresh_verdict(summary, {"gone": FAILING_RUNS_BEFORE_RED - 1}).status == "stale"
     assert refresh_verdict(summary, {}).status == "stale"  # an unknown streak counts as this one failure
     red = refresh_verdict(summary, {"gone": FAILING_RUNS_BEFORE_RED})
@@ -92,73 +88,66 @@ def test_a_source_failing_run_after_run_turns_red() -> None:
     assert red.message == f"source(s) keep failing: gone ({FAILING_RUNS_BEFORE_RED} runs): HTTP 500"
 
 
-def test_rows_say_each_sources_state() -> None:
-    summary = _summary(gone_error="HTTP 404")
-    summary["sources"][0]["warnings"] = ["feed is malformed but usable: bad entity"]
-    rows = {row["source"]: row for row in refresh_rows(summary, {"gone": 2})}
-    assert rows["world"]["new"] == 2 and rows["world"]["published to searchable p95"] == "29 s"
-    assert rows["world"]["state"] == "warning: feed is malformed but usable: bad entity"
-    assert rows["gone"]["state"] == "FAILED x2: HTTP 404" and rows["gone"]["published to searchable p95"] == "-"
-    skipped = summarize([SourceReport(source="slow", kind="feed", skipped="backing off")], IndexReport(), 0.1)
-    assert refresh_rows(skipped, {})[0]["state"] == "backing off"
-
-
-def test_markdown_names_counts_checks_and_failing_sources() -> None:
-    text = refresh_markdown(_summary(gone_error="HTTP 404", quarantined=1), {"gone": 2})
-    assert text.startswith("## Refresh: 2 new, 1 updated, 0 deleted")
-    assert "Indexed **3** document(s) in 1.5 s: 9 chunk(s) embedded" in text
-    assert "p50 **20 s**" in text
-    assert "Data checks: 2 of 3 passed; quarantined: text too short (1)." in text
-    assert "* **gone failed** (2 run(s) in a row): HTTP 404" in text
-    assert "failed**" not in refresh_markdown(_summary(), {})
-
-
-@pytest.mark.parametrize(
-    ("seconds", "words"),
-    [
-        (None, "-"),
-        (0, "0 s"),
-        (3.5, "3.5 s"),
-        (45, "45 s"),
-        (106, "1 min 46 s"),
-        (3600, "1 h"),
-        (10_800, "3 h"),
-        (3725, "1 h 2 min"),
-        (75_355.038, "20 h 55 min"),
-        (200_000, "2 d 7 h"),
-        (-5, "0 s"),
-    ],
-)
-def test_durations_read_in_human_units(seconds, words) -> None:
-    assert human_duration(seconds) == words
-
-
-NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
-
-
-def test_hourly_p95_and_its_sparkline() -> None:
-    samples = [
-        LagSample("world", NOW - timedelta(minutes=10), 60.0, 90.0),
-        LagSample("world", NOW - timedelta(hours=2, minutes=5), 600.0, None),
-        LagSample("world", NOW - timedelta(hours=30), 9999.0, None),  # older than the day: not plotted
+def test_the_summary_has_one_json_form_that_reads_back() -> None:
+    summary = run_summary(gone_error="HTTP 404", quarantined=1)
+    summary.verdict = refresh_verdict(summary, {"gone": 1})
+    summary.drift = {"ratio": 1.2, "champion": "a1"}
+    data = summary.to_dict()
+    assert list(data) == [
+        "seconds",
+        "sources",
+        "totals",
+        "failed_sources",
+        "index",
+        "freshness_lag_seconds",
+        "first_seen_lag_seconds",
+        "verdict",
+        "drift",
     ]
-    hourly = hourly_p95(samples, NOW)
-    assert len(hourly) == 24 and hourly[-1] == 60.0 and hourly[-3] == 600.0
-    assert [v for v in hourly if v is not None] == [600.0, 60.0]
-    line = sparkline(hourly)
-    assert len(line) == 24 and line[-3] == "█" and line[-1] == "▁" and line[0] == " "
+    assert data["totals"] == {"new": 2, "updated": 1, "unchanged": 1, "deleted": 0, "failed": 0}
+    assert data["failed_sources"] == ["gone"]
+    assert data["verdict"] == {"status": "stale", "message": "index is stale: gone failed: HTTP 404"}
+    world = data["sources"][0]
+    assert list(world)[-5:] == ["seconds", "ok", "quarantined", "freshness_lag_seconds", "first_seen_lag_seconds"]
+    assert world["ok"] is True and world["quarantined"] == 1
+    assert world["freshness_lag_seconds"] == {"p50": 20.0, "p95": 29.0}
+    assert "lags" not in data["index"] and "quarantined_by_source" not in data["index"]
+    assert RefreshSummary.from_dict(data).to_dict() == data
+    assert "verdict" not in run_summary().to_dict() and "drift" not in run_summary().to_dict()
 
 
-def test_status_artifact_names_each_source_state_and_lags() -> None:
-    summary = _summary(gone_error="HTTP 500")
-    states = [
-        {"source": "world", "last_success_at": NOW - timedelta(seconds=106), "consecutive_failures": 0},
-        {"source": "gone", "last_success_at": None, "consecutive_failures": 2},
-    ]
-    samples = [LagSample("world", NOW - timedelta(minutes=1), 75.0, 3 * 3600.0)]
-    text = status_markdown(summary, refresh_verdict(summary, {"gone": 2}), states, samples, NOW)
-    assert text.startswith("## STALE: index is stale: gone failed: HTTP 500")
-    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
-    assert rows["world"] == "| world | ok | 1 min 46 s ago | 3 h | 1 min 15 s | 0 |"
-    assert rows["gone"] == "| gone | FAILED x2: HTTP 500 | never | - | - | 2 |"
-    assert "Freshness over the last day" in text and "1 document(s) made searchable" in text
+def test_every_verdict_reads_back_with_its_message() -> None:
+    for verdict in (
+        RefreshVerdict("healthy"),
+        RefreshVerdict("warning", ["1 document(s) failed the data checks", "indexing did not finish: a; b"]),
+        RefreshVerdict("stale", ["gone failed: HTTP 404"]),
+        RefreshVerdict("failing", ["gone (3 runs): HTTP 500", "slow (4 runs): backing off"]),
+    ):
+        back = RefreshVerdict.from_dict(verdict.to_dict())
+        assert back.status == verdict.status and back.message == verdict.message
+
+
+def test_a_summary_written_by_an_older_version_reads_with_defaults() -> None:
+    old = {  # before first-seen lags, fallbacks, warnings, data checks and verdicts; with a key since dropped
+        "seconds": 2.5,
+        "sources": [
+            {"source": "world", "kind": "feed", "new": 1, "error": None, "ok": True, "retired": 3},
+            {"source": "gone", "kind": "feed", "error": "HTTP 404", "ok": False},
+        ],
+        "totals": {"new": 1, "updated": 0, "unchanged": 0, "deleted": 0, "failed": 0},
+        "failed_sources": ["gone"],
+        "index": {"documents": 1, "embedded": 4, "seconds": 0.5},
+        "freshness_lag_seconds": {"p50": 30.0, "p95": 40.0},
+    }
+    summary = RefreshSummary.from_dict(old)
+    assert summary.seconds == 2.5 and summary.failed_sources == ["gone"] and summary.totals.new == 1
+    assert summary.sources[0].warnings == [] and summary.sources[0].first_seen_lag_seconds == Lag()
+    assert summary.index.embedded == 4 and summary.index.checks == {} and summary.verdict is None
+    assert summary.freshness_lag_seconds == Lag(30.0, 40.0) and summary.first_seen_lag_seconds == Lag()
+    assert RefreshSummary.from_dict({}).to_dict()["totals"] == {
+        "new": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "failed": 0,
+    }

@@ -5,16 +5,25 @@ from __future__ import annotations
 from datetime import timedelta
 
 from indexing import Catalog
+from indexing.reports import RefreshSummary, SourceSummary, Totals
+from indexing.schema import refresh_runs
 from tests.indexing.catalog import T0, doc
 
 
-def test_freshness_lags_and_refresh_runs(catalog: Catalog) -> None:
-    catalog.upsert_documents([doc(1), doc(2, published=None)], T0)
-    claimed = catalog.claim_pending("me:1", 10, T0)
-    catalog.mark_indexed("me:1", [(d.id, d.version, 1) for d in claimed], T0 + timedelta(seconds=90))
-    assert catalog.freshness_lags(T0) == [90.0]  # the undated document is not counted
-    catalog.record_refresh(T0, T0 + timedelta(seconds=5), {"seconds": 5, "totals": {"new": 2}})
-    assert catalog.last_refresh()["summary"]["totals"] == {"new": 2}
+def test_refresh_runs_are_logged(catalog: Catalog) -> None:
+    summary = RefreshSummary(seconds=5, sources=[SourceSummary(source="world", kind="feed", new=2)])
+    catalog.record_refresh(T0, T0 + timedelta(seconds=5), summary)
+    last = catalog.last_refresh()
+    assert last.summary.totals == Totals(new=2) and last.summary == summary
+    assert (last.started_at, last.finished_at) == (T0, T0 + timedelta(seconds=5))
+
+
+def test_a_run_recorded_by_an_older_version_reads_back(catalog: Catalog) -> None:
+    old = {"seconds": 5, "sources": [{"source": "world", "kind": "feed", "new": 2, "ok": True}], "totals": {"new": 2}}
+    with catalog._write() as conn:
+        conn.execute(refresh_runs.insert().values(started_at=T0, finished_at=T0, summary=old))
+    summary = catalog.last_refresh().summary
+    assert summary.totals == Totals(new=2) and summary.sources[0].warnings == [] and summary.verdict is None
 
 
 def test_searchable_lags_from_first_seen_and_from_publication(catalog: Catalog) -> None:

@@ -107,7 +107,7 @@ def test_database_rows_are_not_fingerprinted_into_stories(catalog) -> None:
 
 
 def test_a_story_of_many_copies_shingles_each_member_about_once(catalog, monkeypatch) -> None:
-    import indexing.catalog.stories as stories
+    import indexing.catalog.story_assignment as stories
 
     stories._confirming.cache_clear()
     made = []

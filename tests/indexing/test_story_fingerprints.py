@@ -1,4 +1,4 @@
-"""The story detector, and stories through indexing and search: every outlet on every point, a story counted once."""
+"""The story detector, and stories through indexing and search: every outlet on every point."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from cli.views import search_data
 from connectors import Document
 from indexing import Catalog, Chunker, EdgeStore, Indexer, search
-from indexing.stories import BANDS, fingerprint, same_story
+from indexing.story_fingerprints import BANDS, fingerprint, same_story
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 STORY = (
@@ -58,7 +58,7 @@ def parts(tmp_path, dense, sparse):
     catalog.close()
 
 
-def test_a_new_copy_puts_its_url_on_the_earlier_points_and_search_counts_the_story_once(parts, dense, sparse) -> None:
+def test_a_new_copy_puts_its_url_on_the_earlier_points_and_search_shows_every_outlet(parts, dense, sparse) -> None:
     catalog, store, indexer = parts
     catalog.upsert_documents([_doc("ledger", 0)])
     assert indexer.run().embedded >= 1
@@ -76,12 +76,8 @@ def test_a_new_copy_puts_its_url_on_the_earlier_points_and_search_counts_the_sto
     other = STORY.replace("swimming pool", "library").replace("14.5", "3.1").replace("2028", "2027")
     catalog.upsert_documents([_doc("courier", 4, other)])
     indexer.run()
-    found = search(store, dense, sparse, "swimming pool Harlow Vale", limit=2, per_story=True)
-    assert len({h.payload["story_id"] for h in found.hits}) == len(found.hits) == 2
-    top = next(h for h in found.hits if h.payload["story_id"] == _doc("ledger", 0).id)
-    assert top.payload["also_urls"] == [u for u in top.payload["story_urls"] if u != top.payload["url"]]
     everything = search(store, dense, sparse, "swimming pool Harlow Vale", limit=3)
-    assert len({h.payload["story_id"] for h in everything.hits}) < 3  # without per_story a story takes two slots
-    view = search_data(found)["hits"]
+    assert len({h.payload["story_id"] for h in everything.hits}) < 3  # search keeps both copies of a story
+    view = search_data(everything)["hits"]
     shown = next(h for h in view if h["story_id"] == _doc("ledger", 0).id)
     assert shown["also_in"] == [s for s in ("ledger", "lantern") if s != shown["source"]]

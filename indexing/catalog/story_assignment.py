@@ -1,6 +1,6 @@
 """Syndicated stories in the catalog: band keys stored per document, candidates found in SQL, story ids kept.
 
-A document joins the story of its best confirmed match (``indexing.stories.same_story``); a
+A document joins the story of its best confirmed match (``indexing.story_fingerprints.same_story``); a
 story is named after its earliest member (published time, then id). When a story gains or loses
 a member, its other members go back to the indexer (a payload-only rewrite there) so that every
 point of the story lists all of its outlets.
@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from indexing.catalog.engine import CatalogEngine, _chunks
 from indexing.catalog.rows import LIVE_STATUSES, DocRow
 from indexing.schema import documents, story_bands
-from indexing.stories import BANDS, WINDOW, Fingerprint, fingerprint, same_story
+from indexing.story_fingerprints import BANDS, WINDOW, Fingerprint, fingerprint, same_story
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ _NEAR_IDENTICAL_BANDS = BANDS * 2 // 5
 
 
 # Database rows are not syndicated news: no outlet re-publishes a ticket. Fingerprinting them would only
-# cost time (about 25 ms a row, against thousands of rows a second for the SQL sync itself).
+# cost time (far more per row than the SQL sync itself spends on one).
 _NOT_SYNDICATED = ("row",)
 
 

@@ -10,14 +10,14 @@ article afterwards must change no story id (``idempotent``).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-from _common import ROOT, emit
+from bench._common import ROOT, emit
+from bench.qa import pairwise
 
 from connectors import Document
 from indexing import Catalog
@@ -39,21 +39,6 @@ def as_document(article: dict) -> Document:
         url=article["url"],
         published_at=datetime.fromisoformat(article["published"].replace("Z", "+00:00")),
     )
-
-
-def pairwise(predicted: dict[str, str], truth: dict[str, str]) -> dict[str, float]:
-    """Precision, recall and F1 over every pair of articles put (or belonging) in one story."""
-    tp = fp = fn = 0
-    for a, b in itertools.combinations(sorted(truth), 2):
-        same_p = predicted[a] == predicted[b]
-        same_t = truth[a] == truth[b]
-        tp += same_p and same_t
-        fp += same_p and not same_t
-        fn += same_t and not same_p
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}
 
 
 def main() -> None:
@@ -80,7 +65,7 @@ def main() -> None:
             "articles": len(articles),
             "stories_true": len(set(truth.values())),
             "stories_found": len(set(stories.values())),
-            **pairwise(stories, truth),
+            **pairwise(stories, truth, digits=4),
             "ms_per_document": round(seconds / len(articles) * 1000, 2),
             "idempotent": stories == again,
         },

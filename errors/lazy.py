@@ -1,4 +1,7 @@
-"""Package facades whose names load on first use (PEP 562), shared by ``connectors`` and ``indexing``."""
+"""Package facades whose names load on first use (PEP 562), shared by ``connectors`` and ``indexing``.
+
+Here at the bottom of the import order, with the errors, because both of those layers use it and neither may
+serve the other: it imports nothing of ours."""
 
 from __future__ import annotations
 

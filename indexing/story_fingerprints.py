@@ -2,7 +2,7 @@
 
 A document's fingerprint is a MinHash of its word 5-shingles, cut into LSH bands whose keys the
 catalog stores and looks up in SQL: documents sharing a band key are candidates. A candidate is
-confirmed as the same story only if, measured on the hard news set (``bench/stories.py``):
+confirmed as the same story only if, measured on the hard news set (``bench/story_detection.py``):
 
 - it was published within ``WINDOW`` of the document (syndicated copies appear within about a
   day; follow-ups that change a fact come days later), unless the two are near-identical
