@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Literal
 
+from answering.citations import Citation, attributed, citation, cited, without_markers
 from answering.decode import retrieval_log_weights, stream_greedy, stream_rag_token
 from answering.prompt import (
     ANSWER_INSTRUCTIONS,
@@ -29,19 +27,17 @@ from answering.prompt import (
     rag_prompt,
 )
 from answering.questions import future_note, language_note
+from answering.reader import LanguageModel, LoadedModel
 from answering.requests import Mode, check_question
-from answering.retrieval import RetrievalPolicy, StoryPassage, content_words, retrieve
+from answering.retrieval import RetrievalPolicy, StoryPassage, retrieve
 from answering.spans import copy_span, is_factoid, is_non_answer
 from answering.updates import current_statements, newest_wins
 from answering.windows import widen
 from errors import InputError, KupError
 from indexing import DenseEncoder, SparseEncoder, VectorStore
-from training.base_model import load_base
-from training.registry import AdapterRegistry
 
 log = logging.getLogger(__name__)
 Order = Literal["rank", "best-last", "oldest-first"]
-_CITATION = re.compile(r"\[(\d{1,2})\]")
 RAG_TOKEN_TEMPERATURE = 0.05  # softmax temperature over cosine similarities (0..1): sharp but not one-hot
 
 
@@ -90,24 +86,6 @@ def arrange(passages: list[Passage], order: Order) -> list[Passage]:
 
 
 @dataclass
-class Citation:
-    number: int
-    title: str
-    url: str | None
-    published: str | None
-    inferred: bool = False  # the model wrote no [n]; the passage was matched to the answer by its words
-    urls: list[str] = field(default_factory=list)  # every outlet's URL of a syndicated story
-    sources: list[str] = field(default_factory=list)  # every outlet that carried it
-
-
-def citation(number: int, passage: Passage, *, inferred: bool = False) -> Citation:
-    """A citation of passage ``number``, naming every outlet of its story when the passage knows them."""
-    urls = list(getattr(passage, "story_urls", ()) or ([passage.url] if passage.url else []))
-    sources = list(getattr(passage, "story_sources", ()) or ([passage.source] if passage.source else []))
-    return Citation(number, passage.title, passage.url, passage.published, inferred, urls, sources)
-
-
-@dataclass
 class Answer:
     question: str
     mode: str
@@ -120,90 +98,6 @@ class Answer:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def attributed(text: str, passages: list[Passage], *, threshold: float = 0.5) -> list[Citation]:
-    """When an answer cites nothing, the passage that holds most of its content words (at least
-    ``threshold`` of them), marked as inferred; an answer the passages do not support cites nothing."""
-    words = content_words(text)
-    if not words or text.strip() == NOT_FOUND:
-        return []
-    overlaps = [len(words & content_words(p.text + " " + p.title)) / len(words) for p in passages]
-    best = max(range(len(passages)), key=lambda i: overlaps[i], default=None)
-    if best is None or overlaps[best] < threshold:
-        return []
-    return [citation(best + 1, passages[best], inferred=True)]
-
-
-def cited(text: str, passages: list[Passage]) -> list[Citation]:
-    """The passages an answer cites as [n], in order of first mention; numbers out of range are ignored."""
-    seen: list[int] = []
-    for match in _CITATION.finditer(text):
-        number = int(match.group(1))
-        if 1 <= number <= len(passages) and number not in seen:
-            seen.append(number)
-    return [citation(n, passages[n - 1]) for n in seen]
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """The model ready to decode, its tokenizer, and the champion adapter it carries (None: the base alone)."""
-
-    model: object  # transformers PreTrainedModel, or a PeftModel around it
-    tokenizer: object
-    adapter: str | None
-    note: str | None = None  # why the champion is not applied, when it is not
-
-
-class LanguageModel:
-    """The reader (the base model unless another is named) with the champion adapter when the champion was
-    trained on that same model, loaded once and shared."""
-
-    def __init__(self, data_dir: Path, base_model: str | None, *, use_adapter: bool = True, int8: bool = False) -> None:
-        self.data_dir = data_dir
-        self.base_model = base_model
-        self.use_adapter = use_adapter
-        self.int8 = int8  # dynamic int8 linear layers on the CPU: faster at reading a prompt (bench/qa.py --int8)
-        self._loaded: LoadedModel | None = None
-        self._champion: str | None = None  # the champion when the model was loaded (its adapter may not fit)
-        self._lock = threading.Lock()
-
-    def get(self) -> LoadedModel:
-        """The model with the current champion; reloads when the champion changed."""
-        registry = AdapterRegistry(self.data_dir / "adapters")
-        champion = registry.champion() if self.use_adapter else None
-        wanted = champion.id if champion else None
-        with self._lock:
-            if self._loaded is None or self._champion != wanted:
-                self._champion = wanted
-                base = load_base(self.base_model, self.data_dir)
-                model = base.model
-                note = None
-                trained_on = champion.manifest.get("base_model", base.name) if champion is not None else None
-                if champion is not None and trained_on != base.name:
-                    # An adapter trained on another base model does not fit this one: answer without it.
-                    note = (
-                        f"The champion adapter {champion.id} was trained on {trained_on}, not on the reader "
-                        f"{base.name}, so answers come from the reader alone (KUP_READER_MODEL={trained_on} uses it)."
-                    )
-                    wanted = None
-                elif champion is not None:
-                    from peft import PeftModel
-
-                    model = PeftModel.from_pretrained(model, str(champion.path)).merge_and_unload()
-                model.eval()
-                model.config.use_cache = True
-                if self.int8 and base.device == "cpu":
-                    import torch
-
-                    # In place: a copy would hold the fp32 weights twice while it quantizes.
-                    torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-                self._loaded = LoadedModel(model, base.tokenizer, wanted, note)
-            return self._loaded
-
-    def context_window(self) -> int:
-        model = self.get().model
-        return int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
 
 
 class Answerer:
@@ -383,7 +277,7 @@ class Answerer:
         if mode == "rag-token":
             # Each passage had its own prompt, where it was [1]: the answer's sources are the passages
             # that carry the mixture, by weight.
-            text = _CITATION.sub("", text)
+            text = without_markers(text)
             mixture = retrieval_log_weights(weights, self.rag_token_temperature).exp().tolist()
             ranked = sorted(range(len(passages)), key=lambda i: -mixture[i])
             citations = [citation(i + 1, passages[i]) for i in ranked if mixture[i] >= 0.2]

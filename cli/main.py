@@ -1,10 +1,12 @@
 """The ``kup`` command line. User mistakes print one sentence, not a traceback.
 
-Commands: ``refresh``, ``search``, ``status``, ``backfill``, ``reindex``, ``ask``, ``api``, ``finetune``,
-``adapters list|promote|rollback`` (those two in ``cli.training``), ``models prepare`` (``cli.models``),
-``events install|remove|listen`` and ``watch`` (``cli.events``)
-and ``up``. Global flags choose
-the pipeline (data dir, sources file, catalog and Qdrant URLs); what commands print lives in the views.
+Here: the global flags (which pipeline), the pipeline commands ``refresh``, ``search``, ``status``, ``backfill``,
+``reindex`` and ``ask``, and the other groups registered: ``api`` and ``up`` (``cli.serve``), ``finetune`` and
+``adapters list|promote|rollback`` (``cli.training``), ``models prepare`` (``cli.models``), ``events
+install|remove|listen`` and ``watch`` (``cli.events``). What commands print lives in the views.
+
+Why one module of ~380 lines: each pipeline command is a short function over the same Settings, views and fast
+paths; splitting them would scatter the one ``app``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli import events as cli_events
+from cli import serve
 from cli import training as cli_training
 from cli.models import announce_preparation, models_app
 from cli.shared import (
@@ -61,16 +64,6 @@ def _library_environment(s: Settings) -> None:
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-def _export_to_served_runs(s: Settings) -> None:
-    """The pipeline the global flags chose, for the flow runs `kup up` serves: Prefect's runner starts each as a
-    child process with this process's environment and offers no other way in, so the flags travel as KUP_*."""
-    os.environ["KUP_DATA_DIR"] = str(s.data_path)
-    os.environ["KUP_SOURCES_FILE"] = str(s.sources_file.expanduser().resolve())
-    for key in ("catalog_url", "qdrant_url"):
-        if getattr(s, key):
-            os.environ[f"KUP_{key.upper()}"] = getattr(s, key)
 
 
 @app.callback()
@@ -372,121 +365,13 @@ def ask(
         print_answer_end(answer, console, err_console)
 
 
-@app.command()
-@friendly
-def api(
-    ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8077,
-) -> None:
-    """Serve /search and /ask over HTTP (JSON; OpenAPI schema at /docs). Beyond 127.0.0.1 it needs KUP_API_KEY."""
-    from answering.api import create_app
-    from answering.api_guards import ApiGuards, check_binding
-    from answering.http_server import ServerLimits, serve
-    from cli.api_client import api_identity, pipeline_id
-    from flows.deployments import read_specs
-    from flows.health import overdue_after, refresh_every
-    from flows.runtime import Runtime
-
-    s = settings(ctx)
-    key = s.secret("api_key")  # a prefect-secret:<block> reference is read from the block
-    check_binding(host, key)
-    guards = ApiGuards(
-        api_key=key,
-        allowed_hosts=[host, *s.api_hosts],
-        max_body_bytes=s.api_max_body_bytes,
-        generate_at_once=s.api_generate_at_once,
-        generate_waiting=s.api_generate_waiting,
-    )
-    with Runtime(s) as rt:
-        console.print(f"kup API on http://{host}:{port} (docs at /docs; key {'required' if key else 'off'})")
-        every = refresh_every(read_specs())
-        overdue = overdue_after(every) if every else None  # kup_refresh_overdue: the rule `kup status` uses
-        app_ = create_app(
-            rt.answerer,
-            guards,
-            pipeline=pipeline_id(s),
-            catalog=rt.catalog,
-            overdue_after=overdue,
-            known_sources=rt.known_sources,
-            identity=api_identity(s.data_path, create=True),  # what a local `kup search` checks before asking
-        )
-        limits = ServerLimits(header_timeout=s.api_header_timeout, max_connections=s.api_max_connections)
-        serve(app_, host, port, limits)
-
-
 app.command()(cli_training.finetune)
 app.add_typer(cli_training.adapters_app, name="adapters")
 app.add_typer(models_app, name="models")
 app.add_typer(cli_events.events_app, name="events")
 app.command()(cli_events.watch)
-
-
-@app.command()
-@friendly
-def up(ctx: typer.Context) -> None:
-    """Start a local Prefect server if none answers, and serve every deployment in prefect.yaml."""
-    import signal
-    import time
-
-    from flows.deployments import read_specs, runner_deployments
-    from flows.server import (
-        AUTH_FILE,
-        api_reachable,
-        dashboard_url,
-        serve_deployments,
-        server_needs_credential,
-        start_server,
-        stop_server,
-    )
-
-    def _terminate(*_: object) -> None:
-        raise KeyboardInterrupt  # a service manager's SIGTERM stops cleanly too: the server we started goes with us
-
-    signal.signal(signal.SIGTERM, _terminate)
-    s = settings(ctx)
-    _export_to_served_runs(s)
-    specs = read_specs()
-    server = None
-    if api_reachable(s.prefect_api_url):
-        console.print(f"Using the Prefect server at {s.prefect_api_url}", markup=False)
-    else:
-        console.print(f"Starting a Prefect server (its database in {s.prefect_home}) ...", markup=False)
-        started = time.monotonic()
-        server = start_server(s)
-        console.print(f"Prefect server ready in {time.monotonic() - started:.0f} s", markup=False)
-    point_prefect_at(s.prefect_api_url)  # this process's Prefect client and, through the runner, the served runs
-    try:
-        console.print("Loading the flows declared in prefect.yaml ...")
-        deployments = runner_deployments(specs)
-        from flows.alerts import apply_alerts
-
-        console.print("Alerts: " + "; ".join(apply_alerts(s)), markup=False)
-        from flows.health import Monitor
-
-        monitor = Monitor(s, specs, lambda line: console.print(line, markup=False))
-        monitor.check()  # runs a stopped `kup up` left behind are crashed now, their slots freed
-        monitor.start()
-        sign_in = ""
-        if server is not None and server_needs_credential(s):
-            where = "PREFECT_SERVER_API_AUTH_STRING" if os.environ.get("PREFECT_SERVER_API_AUTH_STRING") else None
-            where = where or f"{s.prefect_home / AUTH_FILE}, readable by you only"
-            sign_in = f" (sign in with the credential in {where})"
-        console.print(f"Dashboard: {dashboard_url(s.prefect_api_url)}{sign_in}", markup=False)
-        console.print("Serving: " + ", ".join(spec.full_name for spec in specs) + "  (Ctrl-C stops)", markup=False)
-        from cli.up_progress import announce_first_run, long_lived_jobs, start_now
-        from connectors import load_sources
-
-        announce_first_run(s.prefect_api_url, specs, console)
-        try:  # a listener and a watcher from the start, not from the next round 10 minutes
-            jobs = [job for job in long_lived_jobs(load_sources(s.sources_file)) if job in {x.name for x in specs}]
-        except KupError:
-            jobs = []  # the refresh says what is wrong with the sources file, once a minute
-        start_now(s.prefect_api_url, jobs, console)
-        serve_deployments(deployments)
-        monitor.stop()
-    finally:
-        stop_server(server)
+app.command()(serve.api)
+app.command()(serve.up)
 
 
 if __name__ == "__main__":

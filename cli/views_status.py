@@ -111,7 +111,7 @@ def _cursor_position(state: dict[str, Any], now: datetime) -> tuple[Any, float |
     """An SQL source's cursor (the last committed change) and how far behind now it is."""
     if not state.get("cursor"):  # a feed: no need to load the SQL connector (SQLAlchemy, trafilatura)
         return None, None
-    from connectors.sql import SqlCursor
+    from connectors.sql_cursor import SqlCursor
 
     cursor = SqlCursor.from_json((state.get("cursor") or {}).get("position"))
     return cursor.position(now) if cursor else (None, None)

@@ -5,6 +5,8 @@ later through the normal cursor path (``indexing.sql_sync``), so every check sti
 costs latency, never data. The listener reconnects with backoff; after every (re)connect it reports each source as
 changed, because notifications sent while it was away are gone and the cursor path must catch up. Bursts are
 coalesced per source (a short quiet period, a longest delay, a smallest spacing) and hold a bounded number of keys.
+
+One concept, ~390 lines: the trigger and its listener share the channel and payload format they agree on.
 """
 
 from __future__ import annotations

@@ -5,16 +5,17 @@ starting strictly after the last row of the previous one, so rows sharing a time
 skipped or read twice. Every identifier from the configuration is checked against the database
 and quoted; sessions are read-only where the database supports it; the URL (and so the password)
 comes from the environment and is masked wherever it is shown.
+
+One concept, ~420 lines: ``SqlReader``, the one object that opens, checks and reads a configured table or query;
+its keyset paging, value comparisons across three databases and row rendering share its checked metadata.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +43,7 @@ from sqlalchemy.sql import quoted_name
 from connectors.document import Document, ItemFailure
 from connectors.language import detect_language
 from connectors.sources import SqlSource, template_fields
+from connectors.sql_cursor import SqlBatch, SqlCursor, jsonable
 from errors import ConfigError, SourceError
 from errors.redact import mask_text, mask_url
 
@@ -60,82 +62,6 @@ def _passwords(url: str, decoded: str | None, query: Mapping[str, Any]) -> list[
         if mask_url(probe) != probe:  # a credential by the masker's own rule (password, sslpassword, token...)
             found.update([values] if isinstance(values, str) else values)
     return sorted((p for p in found if p), key=len, reverse=True)  # longest first: no half-masked secret
-
-
-@dataclass
-class SqlCursor:
-    """Position after the last committed row: its ordering value and id values."""
-
-    value: Any = None
-    ids: list[Any] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> SqlCursor | None:
-        if not data or data.get("value") is None:
-            return None
-        value = data["value"]
-        if data.get("kind") == "datetime":
-            value = datetime.fromisoformat(value)
-        elif data.get("kind") == "date":
-            value = date.fromisoformat(value)
-        elif data.get("kind") == "decimal":
-            value = Decimal(value)
-        return cls(value, list(data.get("ids", [])))
-
-    def to_json(self) -> dict[str, Any]:
-        value, kind = self.value, "number"
-        if isinstance(value, datetime):
-            value, kind = value.isoformat(), "datetime"
-        elif isinstance(value, date):
-            value, kind = value.isoformat(), "date"
-        elif isinstance(value, Decimal):
-            value, kind = str(value), "decimal"
-        elif isinstance(value, str):
-            kind = "string"
-        return {"value": value, "kind": kind, "ids": [_jsonable(v) for v in self.ids]}
-
-    def key(self) -> tuple:
-        return (self.value, *self.ids)
-
-    def position(self, now: datetime) -> tuple[Any, float | None]:
-        """The ordering value as saved, and how many seconds it lies behind ``now`` (None unless it is a time).
-
-        A time without a zone counts as UTC, as the sync reads it.
-        """
-        saved = self.to_json()["value"]
-        if not isinstance(self.value, datetime):
-            return saved, None
-        when = self.value if self.value.tzinfo else self.value.replace(tzinfo=UTC)
-        return saved, round((now - when).total_seconds(), 1)
-
-
-@dataclass
-class SqlBatch:
-    documents: list[Document] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)  # external ids of soft-deleted rows
-    failures: list[ItemFailure] = field(default_factory=list)
-    cursor: SqlCursor | None = None  # the key of the batch's last row
-    rows: int = 0
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return str(value)
-        return float(value) if value == value.to_integral_value() or abs(value) < 1e15 else str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # NaN and infinities are not JSON
-    if isinstance(value, bytes | bytearray | memoryview):
-        return None
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, list | tuple):  # PostgreSQL arrays, JSON columns
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
 
 
 def _text(value: Any) -> str:
@@ -328,7 +254,7 @@ class SqlReader:
         values = [row[c] for c in self.source.id_columns]
         if len(values) == 1:
             return _text(values[0])
-        return json.dumps([_jsonable(v) for v in values], ensure_ascii=False)
+        return json.dumps([jsonable(v) for v in values], ensure_ascii=False)
 
     def _aware(self, value: Any) -> datetime | None:
         if isinstance(value, str):  # a query on SQLite returns timestamps as text
@@ -357,7 +283,7 @@ class SqlReader:
             columns = ", ".join(template_fields(s.text))
             reason = f"the text template's columns ({columns}) are empty or NULL"
             return ItemFailure(external_id, reason, url=url, title=title)
-        metadata = {name: _jsonable(row[name]) for name in s.metadata_columns}
+        metadata = {name: jsonable(row[name]) for name in s.metadata_columns}
         if len(body) > MAX_TEXT_CHARS:
             body = body[:MAX_TEXT_CHARS]
             metadata["truncated_to_chars"] = MAX_TEXT_CHARS

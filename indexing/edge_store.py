@@ -8,6 +8,9 @@ process that wants the shard announces it by touching ``<index>.want`` while it 
 holder's watcher sees the mark within a few milliseconds, closes the shard and releases the lock,
 and takes them back once no one has asked for ``_LEASE`` seconds. A rebuild swaps the index under
 the same lock, so the searcher reopens the new one.
+
+One concept, ~370 lines: one implementation of ``indexing.store.VectorStore``, with the shard hand-over that
+makes it usable from several processes.
 """
 
 from __future__ import annotations

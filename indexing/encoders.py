@@ -4,6 +4,8 @@ The export keeps the model's own pooling and normalisation inside the graph, so 
 tokenizes (the ``tokenizers`` library) and calls ONNX Runtime. The cache is keyed by a hash of the
 model's files: a changed model is exported again; a cached file whose checksum no longer matches,
 or that ONNX Runtime cannot load, is rebuilt.
+
+One concept, ~350 lines: the export, its cache and the runtime that reads it.
 """
 
 from __future__ import annotations

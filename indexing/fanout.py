@@ -13,6 +13,8 @@ Gathering a result unpickles what a worker sent, so whoever can join the cluster
 process. A scheduler is therefore reached over TLS with a client certificate (the cluster admits only holders of
 certificates from its own CA), a plain ``tcp://`` one only on this machine or where the operator says so, and the
 local cluster listens on 127.0.0.1 with a throw-away certificate (or in-process, without a listener at all).
+
+One concept, ~360 lines: the worker side and the caller side of one fan-out must agree on how work is cut.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from typing import Any
 
 from connectors import FetchPolicy
 from connectors.sources import SqlSource
-from connectors.sql import SqlBatch, SqlCursor, SqlReader
+from connectors.sql import SqlReader
+from connectors.sql_cursor import SqlBatch, SqlCursor
 from errors import ConfigError, SourceError
 from indexing.catalog import Catalog, now_utc
 from indexing.reports import SourceReport

@@ -86,7 +86,7 @@ def _through_package_init(circle: str) -> bool:
 # Where this process's environment is written, and why; kup's own settings pass between its parts as ``Settings``.
 ENVIRONMENT_WRITERS = {
     ("cli/main.py", "_library_environment"): "Prefect's and Hugging Face's settings: they read only the environment",
-    ("cli/main.py", "_export_to_served_runs"): "KUP_* for the flow runs Prefect's runner starts as children",
+    ("cli/serve.py", "_export_to_served_runs"): "KUP_* for the flow runs Prefect's runner starts as children",
     ("cli/shared.py", "point_prefect_at"): "PREFECT_API_URL, read by Prefect when it loads and by its children",
     ("flows/server.py", "start_server"): "PREFECT_API_AUTH_STRING for Prefect's client and the runs it starts",
     ("training/base_model.py", "load_base"): "Hugging Face's offline switches, read when it loads",

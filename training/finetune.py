@@ -1,5 +1,8 @@
 """One continual update: data since the champion, Mix-review LoRA training from the champion, evaluation,
-the gate, and registration (promoted when the gate passes, kept as rejected otherwise)."""
+the gate, and registration (promoted when the gate passes, kept as rejected otherwise).
+
+One concept, ~360 lines: the steps of one update end to end, in order.
+"""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from answering.citations import cited
 from answering.prompt import INSTRUCTIONS, Passage, count_tokens, fit_passages, rag_prompt
-from answering.service import cited
 
 
 def test_passages_are_numbered_delimited_and_defused(tokenizer) -> None:
@@ -41,7 +41,7 @@ def test_citations_map_to_passages_in_order_of_mention() -> None:
 
 
 def test_uncited_answers_are_attributed_by_content_and_marked() -> None:
-    from answering.service import attributed
+    from answering.citations import attributed
 
     passages = [
         Passage("The harbour reopened on 14 March after the storm.", title="Harbour", url="https://h"),

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from answering import Answerer, LanguageModel
+from answering.citations import attributed, cited
 from answering.prompt import NOT_FOUND, Passage
 from answering.retrieval import RetrievalPolicy, asks_latest, recency_scores, retrieve
-from answering.service import PREVIOUS, AnswerProfile, arrange, attributed, cited
+from answering.service import PREVIOUS, AnswerProfile, arrange
 from answering.updates import newest_wins, superseded
 from connectors import Document
 from errors import InputError

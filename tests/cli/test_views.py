@@ -12,7 +12,7 @@ from answering import Answer, Citation
 from cli.views import print_answer_end, print_refresh, print_run_figures
 from cli.views_status import _cursor_position, freshness_lines
 from cli.views_training import adapters_data, print_adapters, print_finetune
-from connectors.sql import SqlCursor
+from connectors.sql_cursor import SqlCursor
 from indexing.reports import IndexReport, SourceReport, refresh_verdict, summarize
 from training.registry import AdapterRegistry
 

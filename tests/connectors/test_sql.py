@@ -23,7 +23,8 @@ from sqlalchemy.exc import DBAPIError
 
 from connectors import Document, ItemFailure
 from connectors.sources import SqlSource
-from connectors.sql import SqlBatch, SqlCursor, SqlReader
+from connectors.sql import SqlReader
+from connectors.sql_cursor import SqlBatch, SqlCursor
 from errors import ConfigError, SourceError
 from tests.source_tables import ENV, T0, events, insert, row_count, ticket, tickets
 
