@@ -85,7 +85,8 @@ def host_name(header: str) -> str:
     return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
-async def _answer(send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def refuse(send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Answer an HTTP request with ``status`` and ``{"detail": detail}``, closing the connection."""
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -110,6 +111,11 @@ def scope_header(scope, name: bytes) -> str | None:
     return None
 
 
+def host_served(scope, hosts: Sequence[str]) -> bool:
+    """Whether the request's ``Host`` names one of ``hosts`` (as ``served_hosts`` spells them; ``*``: any)."""
+    return "*" in hosts or host_name(scope_header(scope, b"host") or "") in hosts
+
+
 class GuardMiddleware:
     """ASGI middleware applying the host check, the key and the body limit, in that order."""
 
@@ -122,11 +128,10 @@ class GuardMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         g = self.guards
-        host = host_name(scope_header(scope, b"host") or "")
-        if "*" not in g.hosts and host not in g.hosts:
-            return await _answer(send, 400, "this host name is not served here; add it to KUP_API_ALLOWED_HOSTS")
+        if not host_served(scope, g.hosts):
+            return await refuse(send, 400, "this host name is not served here; add it to KUP_API_ALLOWED_HOSTS")
         if self._key is not None and scope.get("path") not in OPEN_PATHS and not self._authorized(scope):
-            return await _answer(
+            return await refuse(
                 send,
                 401,
                 "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
@@ -135,9 +140,9 @@ class GuardMiddleware:
         length = scope_header(scope, b"content-length")
         if length is not None:
             if not length.strip().isdigit():
-                return await _answer(send, 400, "the Content-Length header is not a number")
+                return await refuse(send, 400, "the Content-Length header is not a number")
             if int(length) > g.max_body_bytes:
-                return await _answer(send, 413, f"the request body is larger than {g.max_body_bytes} bytes")
+                return await refuse(send, 413, f"the request body is larger than {g.max_body_bytes} bytes")
         received = 0
         started = False
 
@@ -160,7 +165,7 @@ class GuardMiddleware:
         except HTTPException as exc:
             if started or exc.status_code != 413:
                 raise
-            await _answer(send, 413, str(exc.detail))
+            await refuse(send, 413, str(exc.detail))
 
     def _authorized(self, scope) -> bool:
         given = scope_header(scope, b"x-api-key")

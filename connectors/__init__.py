@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from connectors.document import Document, ItemFailure, document_id, utc
     from connectors.feeds import FeedPull, FeedState, pull_feed, reextract
     from connectors.fetching import Fetcher, FetchPolicy
-    from connectors.sources import FeedSource, Source, SourceConfig, load_sources, register_source_kind, select_sources
+    from connectors.sources import FeedSource, Source, SourceConfig, load_sources, select_sources
 
 _WHERE = {
     "Document": "connectors.document",
@@ -30,7 +30,6 @@ _WHERE = {
     "FeedSource": "connectors.sources",
     "Source": "connectors.sources",
     "SourceConfig": "connectors.sources",
-    "register_source_kind": "connectors.sources",
     "load_sources": "connectors.sources",
     "select_sources": "connectors.sources",
 }
@@ -49,7 +48,6 @@ __all__ = [
     "load_sources",
     "pull_feed",
     "reextract",
-    "register_source_kind",
     "select_sources",
     "utc",
 ]

@@ -156,11 +156,10 @@ class SqlSource(SourceConfig):
 
 ENTRY_POINT_GROUP = "kup.sources"
 BUILT_IN: dict[str, type[SourceConfig]] = {"feed": FeedSource, "sql": SqlSource}
-_registered: dict[str, object] = {}
 
 
 @cache
-def _installed_kinds() -> dict[str, object]:
+def plugin_kinds() -> dict[str, object]:
     """Source kinds that installed packages register under the ``kup.sources`` entry point group, by type.
 
     A plugin that cannot be loaded is skipped with one warning naming it; the sources file then says that its
@@ -181,18 +180,6 @@ def _installed_kinds() -> dict[str, object]:
             continue
         found[entry.name] = kind
     return found
-
-
-def plugin_kinds() -> dict[str, object]:
-    """Source kinds beyond the built-in ones, by type: installed through entry points, or registered here."""
-    return {**_installed_kinds(), **_registered}
-
-
-def register_source_kind(kind: object) -> None:
-    """Add a kind in this process (as an entry point would): ``kind.type`` names it, ``kind.config`` its entries."""
-    if kind.type in BUILT_IN:
-        raise ConfigError(f"source kind {kind.type!r} is built in; give the new kind another type")
-    _registered[kind.type] = kind
 
 
 def source_types() -> dict[str, type[SourceConfig]]:

@@ -68,9 +68,8 @@ class Schedule:
 def read_schedule(api_url: str, timeout: float = 5.0) -> Schedule:
     """The refresh deployment's schedule state and latest scheduled runs; ``reachable=False`` when no server
     answers (or it has no such deployment)."""
-    base = api_url.rstrip("/")
     try:
-        with prefect_client(base, timeout) as client:
+        with prefect_client(api_url, timeout) as client:
             found = client.post(
                 "/deployments/filter", json={"deployments": {"name": {"any_": [SCHEDULED_REFRESH]}}}
             ).json()

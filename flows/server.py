@@ -94,7 +94,7 @@ def start_server(settings: Settings, *, timeout: float = 90.0) -> subprocess.Pop
     # Concurrency leases on disk (PREFECT_HOME/concurrency_leases), not in the server's memory: a slot taken
     # before a restart is still known after it, and expires there if its run never comes back.
     env.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", "prefect.server.concurrency.lease_storage.filesystem")
-    hosts = [h for h in settings.prefect_allowed_hosts.split(",") if h.strip()]
+    hosts = settings.prefect_hosts
     if server_needs_credential(settings):
         credential = os.environ.get("PREFECT_SERVER_API_AUTH_STRING") or server_credential(settings, create=True)
         env["PREFECT_SERVER_API_AUTH_STRING"] = credential

@@ -17,11 +17,11 @@ Host names, ``*`` accepts any (for a server behind a proxy that checks them, or 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from urllib.parse import urlsplit
 
-from answering.api_guards import LOCAL_HOSTS, host_name, scope_header, served_hosts
+from answering.api_guards import LOCAL_HOSTS, host_served, refuse, scope_header, served_hosts
+from flows.settings import comma_list
 
 
 def _origin_matches(origin: str, host_header: str) -> bool:
@@ -40,13 +40,12 @@ class HostOriginGuard:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)  # lifespan: Prefect's services start and stop here
-        host = scope_header(scope, b"host") or ""
-        if "*" not in self.hosts and host_name(host) not in self.hosts:
+        if not host_served(scope, self.hosts):
             return await self._refuse(
                 scope, send, 400, "this host name is not served here; see KUP_PREFECT_ALLOWED_HOSTS"
             )
         origin = scope_header(scope, b"origin")
-        if origin is not None and not _origin_matches(origin, host):
+        if origin is not None and not _origin_matches(origin, scope_header(scope, b"host") or ""):
             return await self._refuse(scope, send, 403, "requests from another site's pages are refused")
         return await self.app(scope, receive, send)
 
@@ -55,16 +54,13 @@ class HostOriginGuard:
         if scope["type"] == "websocket":  # closed before it is accepted: the handshake fails with 403
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = json.dumps({"detail": detail}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await refuse(send, status, detail)
 
 
 def allowed_hosts(bind_host: str, extra: str) -> tuple[str, ...]:
     """Host names served: this machine's loopback names, the bound address, and ``extra`` (comma-separated)."""
     names = [bind_host] if bind_host not in ("0.0.0.0", "::", "") else []
-    return served_hosts([*LOCAL_HOSTS, *names, *(h for h in extra.split(",") if h.strip())])
+    return served_hosts([*LOCAL_HOSTS, *names, *comma_list(extra)])
 
 
 def main(argv: list[str] | None = None) -> None:

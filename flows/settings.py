@@ -217,7 +217,11 @@ class Settings(BaseSettings):
 
     @property
     def api_hosts(self) -> list[str]:
-        return [h.strip() for h in self.api_allowed_hosts.split(",") if h.strip()]
+        return comma_list(self.api_allowed_hosts)
+
+    @property
+    def prefect_hosts(self) -> list[str]:
+        return comma_list(self.prefect_allowed_hosts)
 
     def fetch_policy(self) -> FetchPolicy:
         return FetchPolicy(
@@ -234,6 +238,11 @@ class Settings(BaseSettings):
 
 
 SECRET_REF = "prefect-secret:"
+
+
+def comma_list(value: str) -> list[str]:
+    """The items of a comma-separated setting, stripped, empty ones left out."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def read_secret_block(block: str, setting: str) -> str:

@@ -35,11 +35,6 @@ def kind_of(source: Source) -> SourceKind:
     return kind
 
 
-def source_kind(source: Source) -> str:
-    """How a source's state and failures are filed in the catalog: its kind's type (``feed``, ``sql``, ...)."""
-    return source.type
-
-
 def pull_timeout(source: Source, policy: FetchPolicy, article_workers: int) -> float:
     """Seconds a source's pull may take before the run records it as failed (its kind decides, capped)."""
     return kind_of(source).pull_timeout(source, policy, article_workers)
@@ -65,7 +60,7 @@ def ingest_source(
         context = PullContext(catalog, fetcher, now, force, article_workers)
         return still_down(kind, source, context) or kind.pull(source, context)
     except Exception as exc:  # noqa: BLE001 - a bug or a surprise in one source must not stop the others
-        return record_failure(source.name, source_kind(source), catalog, failure_reason(exc), now)
+        return record_failure(source.name, source.type, catalog, failure_reason(exc), now)
 
 
 def backfill_source(
@@ -93,4 +88,4 @@ def broken_pull(source: Source, catalog: Catalog, exc: BaseException, limit: flo
         reason = f"pull stopped after {human_duration(limit)} (the limit for this source)"
     else:
         reason = failure_reason(exc)
-    return record_failure(source.name, source_kind(source), catalog, reason)
+    return record_failure(source.name, source.type, catalog, reason)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
-import threading
-import time
 
 import httpx
 import pytest
@@ -136,23 +133,11 @@ def test_an_empty_index_says_so(answerer, tmp_path) -> None:
 
 @pytest.fixture
 def api_url(answerer):
-    import uvicorn
-
     from answering.api import create_app
+    from tests.answering.test_api import serving_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(answerer), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving_app(create_app(answerer)) as url:
+        yield url
 
 
 def test_http_api(api_url) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import uvicorn
 
 from answering import Answerer, LanguageModel
 from answering.api import create_app, http_status
@@ -28,13 +29,14 @@ def serving(answerer: Answerer, guards: ApiGuards | None = None) -> Iterator[str
 
 
 @contextmanager
-def serving_app(app) -> Iterator[str]:
-    import uvicorn
-
+def serving_app(app, config: Callable[[int], uvicorn.Config] | None = None) -> Iterator[str]:
+    """``app`` under uvicorn in a thread on a free localhost port (``config(port)``: uvicorn configured otherwise);
+    its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    made = config(port) if config else uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(made)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

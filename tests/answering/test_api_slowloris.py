@@ -23,7 +23,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from answering import Answerer, LanguageModel
 from answering.api import create_app
@@ -31,6 +30,7 @@ from answering.api_guards import ApiGuards
 from answering.http_server import ServerLimits, server_config
 from fixtures.kup_up import free_port
 from indexing import DenseEncoder, EdgeStore, SparseEncoder
+from tests.answering.test_api import serving_app
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "k3y-0f-the-api-5l0w"
@@ -140,19 +140,8 @@ def app(tmp_path):
 @contextmanager
 def serving(app, limits: ServerLimits) -> Iterator[int]:
     """uvicorn configured as `kup api` configures it, on a free port; the port."""
-    port = free_port()
-    server = uvicorn.Server(server_config(app, "127.0.0.1", port, limits))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving_app(app, lambda port: server_config(app, "127.0.0.1", port, limits)) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def wait_until(condition, timeout: float) -> None:

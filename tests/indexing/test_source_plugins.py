@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from connectors import load_sources
-from connectors.sources import _installed_kinds
+from connectors.sources import plugin_kinds
 from errors import ConfigError
 from fixtures.kup_up import free_port
 from indexing import Catalog
@@ -37,9 +37,9 @@ def install_plugin(site: Path, target: str = "tests.plugins.kup_folder_source:Fo
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(install_plugin(tmp_path / "site")))
-    _installed_kinds.cache_clear()
+    plugin_kinds.cache_clear()
     yield
-    _installed_kinds.cache_clear()
+    plugin_kinds.cache_clear()
 
 
 def notes(folder: Path) -> Path:
@@ -96,7 +96,7 @@ def test_a_registered_kind_is_read_pulled_probed_and_backfilled(plugin, tmp_path
 
 def test_an_unknown_type_names_the_installed_kinds_and_a_broken_plugin_is_left_out(tmp_path, monkeypatch, caplog):
     monkeypatch.syspath_prepend(str(install_plugin(tmp_path / "site", "no_such_package.kind:Kind")))
-    _installed_kinds.cache_clear()
+    plugin_kinds.cache_clear()
     try:
         with caplog.at_level(logging.WARNING, logger="connectors.sources"), pytest.raises(ConfigError) as caught:
             load_sources(sources_file(tmp_path, tmp_path / "notes"))
@@ -104,7 +104,7 @@ def test_an_unknown_type_names_the_installed_kinds_and_a_broken_plugin_is_left_o
         [warning] = [r.getMessage() for r in caplog.records]
         assert "'folder'" in warning and "no_such_package.kind:Kind" in warning and "left out" in warning
     finally:
-        _installed_kinds.cache_clear()
+        plugin_kinds.cache_clear()
 
 
 @pytest.mark.slow
