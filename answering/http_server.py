@@ -8,9 +8,11 @@ API, and at a common 1,024 open-file limit they left no descriptor to accept a r
 
 Here a connection waiting for a request's headers has a deadline (total time, so a drip does not extend it); at
 most half of the connections may be waiting so, and a new connection beyond that, or beyond all connections,
-closes the one that has waited longest. A real client sends its headers in one packet, so it waits for
-microseconds and is never the oldest: the listen backlog is kept small enough (``ServerLimits.backlog``) that a
-burst of new connections cannot push it out before its packet is read.
+closes the one that has waited longest, a connection that has not yet completed a request before a kept-alive one
+that has (so a client between two requests on its connection is not pushed out by a stream of new ones). A real
+client sends its headers in one packet, so it waits for microseconds and is never the oldest: the listen backlog is
+kept small enough (``ServerLimits.backlog``) that a burst of new connections cannot push it out before its packet
+is read.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class _Watch:
     """One server's view of its connections: those waiting for headers, oldest first, and those it is closing."""
 
     limits: ServerLimits
-    waiting: dict[HeaderDeadlineProtocol, None] = field(default_factory=dict)  # an ordered set
+    waiting: dict[HeaderDeadlineProtocol, None] = field(default_factory=dict)  # an ordered set: no request done yet
+    kept: dict[HeaderDeadlineProtocol, None] = field(default_factory=dict)  # kept alive after a served request
     closing: int = 0  # closed here, their connection_lost still to come (they still count in uvicorn's list)
     closed: dict[str, int] = field(default_factory=dict)  # by reason, for a rare log line
     reported: float = float("-inf")
@@ -88,14 +91,15 @@ class HeaderDeadlineProtocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None  # while waiting for a request's headers
         self._closing = False  # closed here; connection_lost settles the count
+        self._served = False  # has completed a response on this connection
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._watch()
         watch, limits = self.watch, self.watch.limits
         over = len(self.connections) - watch.closing - limits.max_connections
-        for victim in list(watch.waiting):
-            if over <= 0 and len(watch.waiting) <= limits.max_waiting:
+        for victim in [*watch.waiting, *watch.kept]:  # the oldest first, those never served before the kept-alive
+            if over <= 0 and len(watch.waiting) + len(watch.kept) <= limits.max_waiting:
                 break
             if victim is not self:
                 victim._close("evicted")
@@ -110,6 +114,7 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._served = True
         self._watch()  # a kept-alive connection now waits for its next request: a fresh deadline
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -125,13 +130,14 @@ class HeaderDeadlineProtocol(H11Protocol):
             self._stop_waiting()
         elif self._deadline is None:
             self._deadline = self.loop.call_later(self.watch.limits.header_timeout, self._close, "timed out")
-            self.watch.waiting[self] = None
+            (self.watch.kept if self._served else self.watch.waiting)[self] = None
 
     def _stop_waiting(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
         self.watch.waiting.pop(self, None)
+        self.watch.kept.pop(self, None)
 
     def _close(self, reason: str) -> None:
         self._stop_waiting()

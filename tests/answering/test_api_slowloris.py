@@ -178,6 +178,19 @@ def test_the_connection_waiting_longest_makes_room_and_a_keyed_client_is_served(
         assert [d.closed is None for d in attack.opened] == [False] * 11 + [True] * 19
 
 
+def test_a_client_between_two_requests_on_its_connection_is_not_pushed_out_by_new_ones(app) -> None:
+    limits = ServerLimits(header_timeout=60, max_connections=40)  # 20 may wait for their headers
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\n\r\n".encode()
+    with serving(app, limits) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(request)
+        assert client.recv(4096).startswith(b"HTTP/1.1 200 ")  # served, and kept alive for the next request
+        with Drippers(port, 30, spacing=0.01) as attack:  # more new connections than may wait
+            wait_until(lambda: len(attack.live) <= 19, 5)
+            assert [d.closed is None for d in attack.opened] == [False] * 11 + [True] * 19  # the new ones made room
+            client.sendall(request)  # the same connection, after all of them arrived
+            assert client.recv(4096).startswith(b"HTTP/1.1 200 ")
+
+
 def test_beyond_the_connection_limit_a_new_connection_gets_503_at_once(app) -> None:
     limits = ServerLimits(header_timeout=60, max_connections=16)
     post = f"POST /search HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\nContent-Length: 100\r\n\r\n"
