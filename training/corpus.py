@@ -56,6 +56,9 @@ class Sample:
     doc_id: str | None = None
     published: datetime | None = None
     context: int = 0  # leading tokens that are only context: not targets (their labels are -100)
+    # Prompt distillation's targets for the tokens after the context: per token, the teacher's top-k ids and
+    # log-probabilities (``training.distillation``); None: the tokens themselves are the targets.
+    teacher: tuple[tuple[tuple[int, ...], ...], tuple[tuple[float, ...], ...]] | None = None
 
 
 @dataclass

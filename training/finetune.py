@@ -19,6 +19,7 @@ from errors import ConfigError
 from indexing import Catalog
 from training.base_model import load_base
 from training.corpus import build_datasets, synthetic_cache_path, synthetic_text, to_samples
+from training.distillation import student_samples, teach
 from training.evaluation import metrics_table, score_sets, summary, temporal_report
 from training.gate import Verdict, judge
 from training.probes import (
@@ -127,6 +128,22 @@ def _load_teacher(recipe: Recipe, base):
     return model, tokenizer, path
 
 
+def distill_data(base, data, synth, cache, recipe: Recipe):
+    """Prompt distillation's samples: the teacher's answers about the new documents (a teacher pass each, or the
+    cache), and about the earlier ones when the cache holds them (review, no teacher pass); and the report."""
+    answers, report = teach(
+        base.model, base.tokenizer, data.train_docs, synth, cache, recipe.distill, teacher_name=base.name,
+        seed=recipe.seed,
+    )  # fmt: skip
+    earlier, _ = synthesize(data.earlier_docs, cache, mode="augment", paraphrases=recipe.paraphrases_per_doc, qa=0)
+    reviewed, _ = teach(
+        base.model, base.tokenizer, data.earlier_docs, earlier, cache, recipe.distill, teacher_name=base.name,
+        seed=recipe.seed, cached_only=True,
+    )  # fmt: skip
+    data.earlier_review += student_samples(base.tokenizer, reviewed, "earlier")
+    return student_samples(base.tokenizer, answers, "new"), report
+
+
 def synthesis_checks(report) -> list[dict]:
     """What synthesis made of the trained documents, as entries of the verdict's checks (so the dashboard shows a
     skipped document or a teacher that wrote nothing usable beside the gate's expectations)."""
@@ -140,6 +157,23 @@ def synthesis_checks(report) -> list[dict]:
         text += f"; skipped, no extractable facts: {shown}"
     checks = [{"expectation": text, "passed": made > 0}]
     checks += [{"expectation": f"synthesis: {w}", "passed": False} for w in report.warnings if "teacher" in w]
+    return checks
+
+
+def distill_checks(report) -> list[dict]:
+    """What the teacher made of the trained documents, as entries of the verdict's checks."""
+    if not report.documents:
+        return []
+    taught = report.documents - len(report.skipped)
+    text = (
+        f"distillation: the teacher answered {report.questions} question(s) about {taught} of {report.documents} "
+        f"document(s), {report.answers_kept} answer(s) kept"
+    )
+    if report.dropped:
+        text += "; dropped: " + ", ".join(f"{n} {why}" for why, n in sorted(report.dropped.items()))
+    checks = [{"expectation": text, "passed": taught > 0}]
+    checks += [{"expectation": f"distillation skipped {s['doc_id']}: {s['reason']}", "passed": False}
+               for s in report.skipped[:10]]  # fmt: skip
     return checks
 
 
@@ -253,7 +287,7 @@ def run_finetune(
         teacher_name=teacher[2] if teacher else "base",
         seed=recipe.seed,
     )
-    if recipe.synthesis != "none":
+    if recipe.synthesis != "none" and recipe.objective != "distill":
         texts = [t for s in synth for t in s.training_texts()]
         data.new_synth = to_samples(base.tokenizer, texts, "new", recipe)
         earlier, _ = synthesize(
@@ -263,6 +297,15 @@ def run_finetune(
         data.earlier_review += to_samples(base.tokenizer, earlier_texts, "earlier", recipe)
     described["synthesis"] = synth_report.as_dict()
     described["new_synthetic_windows"] = len(data.new_synth)
+    distill_report = None
+    if recipe.objective != "text":
+        stage(
+            f"teacher: the base model answers up to {recipe.distill.questions_per_doc} question(s) about each of "
+            f"{len(data.train_docs)} new document(s) with the document in its prompt (cached per document)"
+        )
+        distilled, distill_report = distill_data(base, data, synth, cache, recipe)
+        data.new_synth += distilled
+        described["distillation"] = distill_report.as_dict()
     new_probes = make_probes(synth, seed=recipe.seed)
     probe_sets = {"new": new_probes, "earlier": earlier_probes(registry, champion), "general": general_probes()}
     probe_sets = {name: probes for name, probes in probe_sets.items() if probes or name == "new"}
@@ -278,7 +321,8 @@ def run_finetune(
     champion_scores = score_sets(model, sets, pad_id=pad_id, device=base.device) if champion else base_scores
     champion_answers = probe_answers(model) if champion else base_answers
 
-    sampler = sampler_for(recipe, data.new_train + data.new_synth, data.review_pool)
+    text = data.new_train if recipe.objective != "distill" else []  # distill alone: the teacher's answers only
+    sampler = sampler_for(recipe, text + data.new_synth, data.review_pool)
     fisher_data = data.earlier_review or data.general_review  # the previous champion's data, for EWC
     anchor = anchor_samples(base.tokenizer, anchor_questions()) if recipe.anchor_weight else []
     stage(training_plan(sampler, recipe, registry, base.name, budget_seconds))
@@ -301,6 +345,8 @@ def run_finetune(
     forgetting = fuar(champion_answers, candidate_answers)
     verdict = judge(rows, recipe.gate, probes=probe_rows, fuar=forgetting["fuar"])
     verdict.checks += synthesis_checks(synth_report)
+    if distill_report is not None:
+        verdict.checks += distill_checks(distill_report)
     temporal = temporal_report(model, data.new_train + data.earlier_eval, pad_id=pad_id, device=base.device)
     figures = summary(rows)
     by_probe_set = {r["set"]: r for r in probe_rows}

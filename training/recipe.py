@@ -13,6 +13,7 @@ from errors import ConfigError
 
 Method = Literal["mix_review", "none", "l2", "recadam", "ewc"]
 Synthesis = Literal["none", "augment", "teacher"]
+Objective = Literal["text", "distill", "text+distill"]
 
 
 class Gate(BaseModel):
@@ -31,6 +32,24 @@ class Gate(BaseModel):
     max_fuar: Annotated[float, Field(ge=0)] = 0.2  # forgotten / (updated + acquired) probes (CKL, Jang et al. 2022)
 
 
+class Distill(BaseModel):
+    """Prompt distillation (Kujanpää et al. 2024): the frozen base model answers questions about each new document
+    with the document in its prompt (the teacher); the adapter learns to give the same answer distributions to the
+    same questions without it (the student)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    questions_per_doc: Annotated[int, Field(ge=1, le=256)] = 16  # trained questions asked of the teacher, at most
+    # answers sampled from the teacher per question, beside the synthesis' own answer (whose every token is also
+    # distilled, at the cost of one teacher pass for all questions of a passage)
+    answers_per_question: Annotated[int, Field(ge=0, le=32)] = 2
+    temperature: Annotated[float, Field(gt=0, le=4)] = 0.7  # of the teacher's sampling (its targets are at 1)
+    top_k: Annotated[int, Field(ge=1, le=1024)] = 20  # teacher log-probabilities kept per answer token
+    max_answer_tokens: Annotated[int, Field(ge=1, le=256)] = 12
+    passage_tokens: Annotated[int, Field(ge=32, le=4096)] = 256  # of the document shown with each question
+    max_seconds_per_doc: Annotated[float, Field(gt=0)] = 300.0  # a teacher pass that takes longer fails its document
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +64,8 @@ class Recipe(BaseModel):
     ewc_samples: Annotated[int, Field(ge=1)] = 16  # earlier samples used to estimate the diagonal Fisher
     anchor_weight: Annotated[float, Field(ge=0)] = 1.0  # answer anchor: KL to the base's answers (0: off)
     anchor_batch: Annotated[int, Field(ge=1)] = 8  # general questions anchored per training step
+    objective: Objective = "text"  # text: next-token loss on the documents and synthesis; distill: KL to the teacher
+    distill: Distill = Field(default_factory=Distill)
     synthesis: Synthesis = "augment"  # none (raw text), augment (no model), teacher (plus model-written text)
     paraphrases_per_doc: Annotated[int, Field(ge=0, le=64)] = 2  # restatements per new document
     qa_per_doc: Annotated[int, Field(ge=0, le=64)] = 2  # teacher-written question-answer pairs per document
@@ -80,6 +101,8 @@ class Recipe(BaseModel):
             raise ValueError("method mix_review needs mix_ratio > 0 (or choose method none)")
         if self.method == "ewc" and self.ewc_lambda == 0:
             raise ValueError("method ewc needs ewc_lambda > 0")
+        if self.objective != "text" and self.synthesis == "none":
+            raise ValueError(f"objective {self.objective} asks the synthesis' questions: set synthesis to augment")
         if self.teacher_model is not None and not (Path(self.teacher_model).expanduser() / "config.json").is_file():
             raise ValueError(
                 f"teacher_model {self.teacher_model} is not a local Hugging Face model directory (no config.json); "

@@ -68,7 +68,20 @@ def collate(samples: Sequence[Sample], pad_id: int, device: str) -> dict:
         ids[row, : len(sample.ids)] = torch.tensor(sample.ids)
         mask[row, : len(sample.ids)] = 1
         labels[row, sample.context : len(sample.ids)] = ids[row, sample.context : len(sample.ids)]
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+    batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+    distilled = [s.teacher is not None for s in samples]
+    if any(distilled):  # prompt distillation: the teacher's top-k at the answer tokens (training.distillation)
+        from training.distillation import teacher_targets
+
+        top_k = min(len(s.teacher[0][0]) for s in samples if s.teacher is not None and s.teacher[0])
+        top_ids, top_logprobs, where = teacher_targets(samples, longest, top_k)
+        batch |= {
+            "teacher_ids": top_ids.to(device),
+            "teacher_logprobs": top_logprobs.to(device),
+            "teacher_mask": where.to(device),
+            "teacher_rows": torch.tensor(distilled, device=device),
+        }
+    return batch
 
 
 def batches(items: Sequence[Sample], size: int) -> list[list[Sample]]:
@@ -104,6 +117,7 @@ def train(
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
+    from training.distillation import batch_loss
     from training.methods import RecAdam, answer_anchor, ewc_penalty, fisher_diagonal  # loads torch: only here
 
     set_seed(recipe.seed)
@@ -152,7 +166,7 @@ def train(
         for i, batch_samples in enumerate(batches_of_epoch):
             batch = collate(batch_samples, pad_id, device)
             with autocast:
-                loss = model(**batch).loss
+                loss = batch_loss(model, batch)
             if fisher is not None:  # EWC: Fisher-weighted pull toward the champion's adapter
                 loss = loss + ewc_penalty(params, start, fisher, recipe.ewc_lambda)
             elif start is not None:  # L2 penalty toward the starting adapter weights

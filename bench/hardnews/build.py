@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from .articles import build_story, make_events, publish
 from .outlets import OUTLETS
-from .questions import make_questions
+from .questions import make_questions, more_questions
 from .world import DAYS, FIRST, LAST, World, day_date
 
 
@@ -46,6 +46,8 @@ def build(seed: int) -> tuple[list[dict], list[dict]]:
     for n, a in enumerate(records, 1):
         a["id"] = f"hn-{n:04d}"
     questions = make_questions(r, events, records)
+    # The later questions draw from a stream of their own: the first ones (and everything above) stay as they were.
+    questions += more_questions(random.Random(f"{seed}:more"), events, records, questions)
     for n, q in enumerate(questions, 1):
         q["id"] = f"hq-{n:03d}"
     articles = [
@@ -66,7 +68,9 @@ def build(seed: int) -> tuple[list[dict], list[dict]]:
                 "fact",
                 "updated",
                 "stale_answers",
+                "extra",
             )
+            if k in q
         }
         for q in questions
     ]

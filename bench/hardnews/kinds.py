@@ -189,6 +189,13 @@ LAYOFFS = {
         ],
         "union": ["Which union represents the workers at {company}'s {town} {site}?"],
     },
+    # Wordings only the extra questions use: in "questions" they would change the first questions' draws.
+    "more_questions": {
+        "jobs": ["How many posts are going at the {company} {site} in {town}?"],
+        "workforce": ["How many staff does {company} employ at its {site} in {town}?"],
+        "effective": ["When do the {company} job cuts in {town} come into force?"],
+        "union": ["Which union speaks for staff at the {company} {site} in {town}?"],
+    },
 }
 
 
@@ -348,6 +355,14 @@ CLOSURE = {
         "cost": ["How much will the repairs to the {name} in {town} cost?"],
         "contractor": ["Which firm is carrying out the work on the {name} in {town}?"],
     },
+    # Wordings only the extra questions use: in "questions" they would change the first questions' draws.
+    "more_questions": {
+        "weeks": ["How many weeks will the closure of the {name} in {town} last?"],
+        "reopen": ["When will the {name} in {town} open again?"],
+        "start": ["On what date does the {name} in {town} close?"],
+        "cost": ["What is the bill for the repair work on the {name} in {town}?"],
+        "contractor": ["Who is the contractor for the repairs to the {name} in {town}?"],
+    },
 }
 
 
@@ -482,6 +497,13 @@ ELECTION = {
         ],
         "turnout": ["What was the turnout in the {town} mayoral election?"],
     },
+    # Wordings only the extra questions use: in "questions" they would change the first questions' draws.
+    "more_questions": {
+        "winner": ["Which candidate won the race for mayor of {town}?"],
+        "runner_up": ["Who was the runner-up in the {town} mayoral election?"],
+        "margin": ["How many votes separated the top two candidates for mayor of {town}?"],
+        "turnout": ["What share of registered voters cast a ballot in the {town} mayoral election?"],
+    },
 }
 
 
@@ -591,5 +613,12 @@ MATCH = {
         "score": ["What was the final result of {home} against {away} in {cup}?"],
         "scorer": ["Who scored first when {home} played {away}?", "Who opened the scoring in {home} against {away}?"],
         "crowd": ["How many spectators watched {home} play {away}?"],
+    },
+    # Wordings only the extra questions use: in "questions" they would change the first questions' draws.
+    "more_questions": {
+        "winner": ["Which team won when {home} met {away} in {cup}?"],
+        "score": ["What was the score when {home} played {away}?"],
+        "scorer": ["Who got the first goal in the {cup} game between {home} and {away}?"],
+        "crowd": ["What was the attendance at {home} against {away}?"],
     },
 }

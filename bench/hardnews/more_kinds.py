@@ -160,6 +160,13 @@ LAUNCH = {
         ],
         "preorders": ["How many preorders did {company} take for its new {device} in the first week?"],
     },
+    # Wordings only the extra questions use: in "questions" they would change the first questions' draws.
+    "more_questions": {
+        "product": ["What name has {company} given its new {device}?"],
+        "price": ["What will {company} charge for its new {device}?"],
+        "release": ["On what date will {company}'s new {device} be available?"],
+        "preorders": ["How many advance orders did {company}'s new {device} get within a week?"],
+    },
 }
 
 
@@ -286,6 +293,12 @@ APPOINTMENT = {
         "appointee": ["Who will be the next {role} of {inst}?", "Who has been picked to lead {inst}?"],
         "start": ["When does the new {role} of {inst} take up the post?"],
         "predecessor": ["Who is the outgoing {role} of {inst}?"],
+    },
+    # Wordings only the extra questions use: in "questions" they would change the first questions' draws.
+    "more_questions": {
+        "appointee": ["Who has been named the new {role} of {inst}?"],
+        "start": ["On what date will the new {role} of {inst} start?"],
+        "predecessor": ["Who is stepping down as {role} of {inst}?"],
     },
 }
 
@@ -415,6 +428,13 @@ FESTIVAL = {
         "ticket": ["How much is a weekend ticket for the {fest}?"],
         "visitors": ["How many visitors are expected at the {fest}?"],
     },
+    # Wordings only the extra questions use: in "questions" they would change the first questions' draws.
+    "more_questions": {
+        "headliner": ["Who is the headline act at the {fest}?"],
+        "opening": ["When does this year's {fest} begin?"],
+        "ticket": ["What does a ticket for the whole weekend of the {fest} cost?"],
+        "visitors": ["How many people are expected to attend the {fest}?"],
+    },
 }
 
 
@@ -526,6 +546,12 @@ CONTRACT = {
         "contractor": ["Which company will build the new {facility} in {town}?"],
         "cost": ["How much will the new {facility} in {town} cost?", "What is the budget for {town}'s new {facility}?"],
         "completion": ["When is the new {facility} in {town} due to open?"],
+    },
+    # Wordings only the extra questions use: in "questions" they would change the first questions' draws.
+    "more_questions": {
+        "contractor": ["Which firm won the contract for {town}'s new {facility}?"],
+        "cost": ["What will {town}'s new {facility} cost to build?"],
+        "completion": ["When should the new {facility} in {town} be finished?"],
     },
 }
 
@@ -650,5 +676,11 @@ FIRE = {
         "injured": ["How many people were hurt in the warehouse fire on {road} in {town}?"],
         "crews": ["How many firefighters tackled the warehouse blaze on {road} in {town}?"],
         "cause": ["What caused the warehouse fire on {road} in {town}?"],
+    },
+    # Wordings only the extra questions use: in "questions" they would change the first questions' draws.
+    "more_questions": {
+        "injured": ["How many people were injured in the {road} warehouse fire in {town}?"],
+        "crews": ["How many firefighters were sent to the warehouse fire on {road} in {town}?"],
+        "cause": ["What started the warehouse fire on {road} in {town}?"],
     },
 }

@@ -62,16 +62,54 @@ def _distractors(r: random.Random, answer: str, stale: list[str], near: list[str
     return out
 
 
-def make_questions(r: random.Random, events: list[Event], articles: list[dict]) -> list[dict]:
+def _pools(events: list[Event]) -> dict[str, list[str]]:
+    """Each kind of fact's values over all events, in first-seen order: the far distractors."""
     pools: dict[str, list[str]] = {}
     for ev in events:
         for k, values in history(ev).items():
             for v in values:
                 if v not in pools.setdefault(ev.kinds[k], []):
                     pools[ev.kinds[k]].append(v)
-    by_event: dict[str, list[dict]] = {}
+    return pools
+
+
+def _by_event(articles: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
     for a in articles:
-        by_event.setdefault(a["event_id"], []).append(a)
+        out.setdefault(a["event_id"], []).append(a)
+    return out
+
+
+def _ask(r: random.Random, ev: Event, key: str, text: str, pools: dict, by_event: dict) -> dict:
+    """One question record: the latest value right, stale values and close neighbours as distractors."""
+    hist = history(ev)
+    answer, stale = hist[key][-1], hist[key][:-1][::-1]
+    kind = ev.kinds[key]
+    m0 = ev.mapping(ev.stages[0])
+    near = [m0[c] for c in SIBLINGS.get(ev.kind, {}).get(kind, [])]
+    pool = pools[kind]
+    if kind == "date":
+        pool = sorted(pool, key=lambda v: abs(MONTHS_DAYS[v.split()[0]] + int(v.split()[1]) - _day(answer)))[:10]
+    choices = [answer, *_distractors(r, answer, stale, near, pool)]
+    r.shuffle(choices)
+    sources = [a["id"] for a in by_event[ev.id] if ev.stages[a["_stage"]].values[key] == answer and answer in a["text"]]
+    return {
+        "question": text,
+        "choices": choices,
+        "answer": choices.index(answer),
+        "answer_text": answer,
+        "source_ids": sources,
+        "event_id": ev.id,
+        "fact": key,
+        "updated": bool(stale),
+        "stale_answers": stale,
+    }
+
+
+def make_questions(r: random.Random, events: list[Event], articles: list[dict]) -> list[dict]:
+    """The set's first questions: one per updated fact and a sample of the plain ones. Frozen: published
+    figures rest on them, so this draws exactly as it always did."""
+    pools, by_event = _pools(events), _by_event(articles)
     asked: set[str] = set()
     out = []
     for ev in events:
@@ -88,32 +126,29 @@ def make_questions(r: random.Random, events: list[Event], articles: list[dict]) 
                 continue
             text = r.choice(free)
             asked.add(text)
-            answer, stale = hist[key][-1], hist[key][:-1][::-1]
-            kind = ev.kinds[key]
-            near = [m0[c] for c in SIBLINGS.get(ev.kind, {}).get(kind, [])]
-            pool = pools[kind]
-            if kind == "date":
-                pool = sorted(pool, key=lambda v: abs(MONTHS_DAYS[v.split()[0]] + int(v.split()[1]) - _day(answer)))[
-                    :10
-                ]
-            choices = [answer, *_distractors(r, answer, stale, near, pool)]
-            r.shuffle(choices)
-            sources = [
-                a["id"] for a in by_event[ev.id] if ev.stages[a["_stage"]].values[key] == answer and answer in a["text"]
-            ]
-            out.append(
-                {
-                    "question": text,
-                    "choices": choices,
-                    "answer": choices.index(answer),
-                    "answer_text": answer,
-                    "source_ids": sources,
-                    "event_id": ev.id,
-                    "fact": key,
-                    "updated": bool(stale),
-                    "stale_answers": stale,
-                }
-            )
+            out.append(_ask(r, ev, key, text, pools, by_event))
+    return out
+
+
+def more_questions(r: random.Random, events: list[Event], articles: list[dict], earlier: list[dict]) -> list[dict]:
+    """More held-out questions from their own random stream, so the earlier ones stay as they are: each fact
+    not asked yet, and a second wording of each fact already asked (from the fact's templates and its
+    ``more_questions`` wordings). Kept only where a source article holds the answer verbatim; no text twice."""
+    pools, by_event = _pools(events), _by_event(articles)
+    asked = {q["question"] for q in earlier}
+    out = []
+    for ev in events:
+        m0 = ev.mapping(ev.stages[0])
+        wordings = ev.spec.get("more_questions", {})
+        for key, templates in ev.spec["questions"].items():
+            texts = [cap(t.format(**m0)) for t in templates + wordings.get(key, [])]
+            free = [t for t in dict.fromkeys(texts) if t not in asked]
+            if not free:
+                continue
+            q = _ask(r, ev, key, r.choice(free), pools, by_event)
+            if q["source_ids"]:
+                asked.add(q["question"])
+                out.append({**q, "extra": True})
     return out
 
 
