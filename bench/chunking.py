@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="only the first N questions")
     args = parser.parse_args()
     articles = load_jsonl(DATA / "articles.jsonl")
-    questions = load_jsonl(DATA / "questions.jsonl")[: args.limit]
+    questions = [q for q in load_jsonl(DATA / "questions.jsonl") if not q.get("extra")][: args.limit]  # as published
     dense = CountingEncoder(backend="onnx-int8", cache_dir=ROOT / ".kup-bench" / "onnx")
     sparse = SparseEncoder()
     dense.encode(["warm up"])

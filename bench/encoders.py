@@ -61,7 +61,8 @@ def main() -> None:
     parser.add_argument("--no-quality", action="store_true", help="throughput only")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    articles, questions = load_jsonl(HARD / "articles.jsonl"), load_jsonl(HARD / "questions.jsonl")
+    articles = load_jsonl(HARD / "articles.jsonl")
+    questions = [q for q in load_jsonl(HARD / "questions.jsonl") if not q.get("extra")]  # the published set
     source = EdgeStore(args.index)
     points = list(source.scan())
     texts = [embed_text(p.payload.get("title", ""), p.payload["text"]) for p in points]

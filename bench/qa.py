@@ -280,10 +280,13 @@ def choices_of(q: dict) -> list[str]:
 
 def select(questions: list[dict], qa: QASet, everything: bool) -> list[dict]:
     """The questions to score: on the real set, those with at least one source article in the corpus (the
-    others' answers are not in the index) unless ``everything``."""
-    if qa.name != "realnews" or everything:
+    others' answers are not in the index); on the hard set, the original questions (the ``extra`` ones were added
+    for the knowledge benchmark, and the published figures rest on the others); everything with ``everything``."""
+    if everything:
         return questions
-    return [q for q in questions if q.get("source_ids")]
+    if qa.name == "realnews":
+        return [q for q in questions if q.get("source_ids")]
+    return [q for q in questions if not q.get("extra")]
 
 
 def main() -> None:
@@ -292,7 +295,9 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="articles JSONL (default: the set's)")
     parser.add_argument("--questions", type=Path, help="questions JSONL (default: the set's)")
     parser.add_argument("--limit", type=int, help="score only the first N questions")
-    parser.add_argument("--all-questions", action="store_true", help="realnews: also questions with no source article")
+    parser.add_argument(
+        "--all-questions", action="store_true", help="realnews: also those with no source article; hard: the extra ones"
+    )
     parser.add_argument("--profiles", default="naive,new", help=f"comma-separated, of {', '.join(PROFILES)}")
     parser.add_argument("--modes", default="closed-book,prompt", help="of closed-book, prompt, rag-token")
     parser.add_argument("--free-text", default="new", help="profiles whose generated answers are scored ('' for none)")
