@@ -330,6 +330,12 @@ def summarise(runs: list[dict], base_eval: dict, base_rag: list[bool] | None, we
         out["rag_with_adapter"] = figure(rag_with)
         out["rag_with_adapter_change"] = paired(rag_with, [float(x) for x in base_rag])
         out["trained_week_share_of_rag"] = round(mean(trained) / mean(base_rag), 3) if mean(base_rag) else None
+        # Closed-book starts above chance (priors, four choices): the share of RAG's lead over the base closed-book
+        # that training closed.
+        lead = mean(base_rag) - mean(base_trained)
+        out["trained_week_share_of_rag_lead"] = (
+            round((mean(trained) - mean(base_trained)) / lead, 3) if lead > 0 else None
+        )
     out["seeds"] = len(runs)
     out["cost"] = {k: round(mean([run["cost"][k] for run in runs]), 1) for k in runs[0]["cost"]}
     for key in ("teacher_tokens_per_second", "training_tokens_per_second", "seconds_per_article", "tokens_trained"):
