@@ -74,7 +74,7 @@ def fisher_diagonal(model, params: Sequence[torch.Tensor], batches: Sequence[dic
     model.eval()  # no dropout: the Fisher of the model as it is
     for batch in batches:
         model.zero_grad(set_to_none=True)
-        model(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).loss.backward()
+        model(**{k: v for k, v in batch.items() if not k.startswith("teacher_")}).loss.backward()  # the tokens' CE
         for f, p in zip(fisher, params, strict=True):
             if p.grad is not None:
                 f.add_(p.grad.detach() ** 2)
