@@ -20,13 +20,14 @@ probes ask in.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -305,7 +306,7 @@ def teach(
         else:
             started = time.perf_counter()
             try:
-                with _frozen_base(model):
+                with frozen_base(model):
                     payload = _teach(model, tokenizer, doc, s, settings, seed)
                 cache.put(s.doc_hash, key, payload)
             except (TeacherFailed, torch.OutOfMemoryError, MemoryError) as exc:
@@ -335,19 +336,14 @@ def teach(
     return out, report
 
 
-class _frozen_base:
+@contextlib.contextmanager
+def frozen_base(model) -> Iterator[None]:
     """The model with its adapter switched off while the teacher answers (a plain model is already the base)."""
-
-    def __init__(self, model) -> None:
-        self._context = model.disable_adapter() if hasattr(model, "disable_adapter") else None
-
-    def __enter__(self) -> None:
-        if self._context is not None:
-            self._context.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._context is not None:
-            self._context.__exit__(*exc)
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            yield
+    else:
+        yield
 
 
 def student_samples(tokenizer, answers: Sequence[dict], kind: str = "new") -> list[Sample]:
