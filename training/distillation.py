@@ -291,7 +291,6 @@ def teach(
     ``{doc_id, question, ids, top_ids, top_logprobs}``; from the cache when there. With ``cached_only`` a document
     not in the cache is left out without a teacher pass (earlier documents, for review). ``model`` is the teacher:
     the frozen base (a peft model's adapter is switched off for it)."""
-    import torch
 
     report = DistillReport(documents=len(docs))
     out: list[dict] = []
@@ -309,7 +308,9 @@ def teach(
                 with frozen_base(model):
                     payload = _teach(model, tokenizer, doc, s, settings, seed)
                 cache.put(s.doc_hash, key, payload)
-            except (TeacherFailed, torch.OutOfMemoryError, MemoryError) as exc:
+            except (TeacherFailed, RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+                if not isinstance(exc, TeacherFailed | MemoryError) and not _out_of_memory(exc):
+                    raise
                 why = "ran out of memory" if not isinstance(exc, TeacherFailed) else str(exc)
                 seconds = settings.max_seconds_per_doc
                 payload = {
@@ -334,6 +335,11 @@ def teach(
     if report.skipped:
         logger.info("distillation skipped %d of %d documents: %s", len(report.skipped), len(docs), report.skipped[:3])
     return out, report
+
+
+def _out_of_memory(exc: RuntimeError) -> bool:
+    """torch's out-of-memory error ("CUDA out of memory"), or the CPU allocator's "can't allocate memory"."""
+    return "out of memory" in str(exc) or "allocate memory" in str(exc)
 
 
 @contextlib.contextmanager

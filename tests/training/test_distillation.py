@@ -357,3 +357,32 @@ def test_distillation_without_synthesis_is_refused_in_one_sentence(objective) ->
         load_recipe(None, objective=objective, synthesis="none")
     assert "\n" not in str(refused.value) and str(refused.value).count(". ") == 0
     assert load_recipe(None, objective=objective).distill == Distill()
+
+
+def test_a_teacher_pass_out_of_memory_fails_its_document_only_and_other_errors_are_not_hidden(
+    tiny, tmp_path, monkeypatch
+) -> None:
+    model, tokenizer = tiny
+    batch = docs(*GOOD)
+    cache = SynthesisCache(tmp_path / "synthesis.sqlite")
+    synth = synthesis(batch, cache)
+    real, calls = model.forward, []
+
+    def allocator_gives_out(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # the first document's first pass
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", allocator_gives_out)
+    answers, report = teach(model, tokenizer, batch, synth, cache, SMALL, teacher_name="tiny")
+    assert [s["doc_id"] for s in report.skipped] == ["d0"] and "ran out of memory" in report.skipped[0]["reason"]
+    assert {a["doc_id"] for a in answers} == {"d1"}
+    assert cache.get(synth[0].doc_hash, generator_key(SMALL, "tiny", 0, synth[0])) is None  # not cached
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch in the attention")
+
+    monkeypatch.setattr(model, "forward", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # a bug is not dressed up as a skip
+        teach(model, tokenizer, batch[:1], synth[:1], cache, SMALL, teacher_name="tiny")
