@@ -34,12 +34,11 @@ from typing import Any
 from training.corpus import Sample
 from training.probes import prompt as student_prompt
 from training.recipe import Distill
-from training.synthesis import DocSynthesis, SynthesisCache
+from training.synthesis import DocSynthesis, SynthesisCache, _words  # one tokenisation of words for both filters
 
 logger = logging.getLogger(__name__)
 
 DISTILL_VERSION = "distill-v1"
-_WORD = re.compile(r"[\w']+")
 
 
 @dataclass
@@ -78,10 +77,6 @@ def passage_prefix(title: str, published: str | None, passage: str) -> str:
     if published:
         head = f"{head} ({str(published)[:10]})" if head else str(published)[:10]
     return f"{head}\n\n{passage}" if head else passage
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 def drop_reason(answer: str, passage: str) -> str | None:

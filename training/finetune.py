@@ -128,14 +128,14 @@ def _load_teacher(recipe: Recipe, base):
     return model, tokenizer, path
 
 
-def distill_data(base, data, synth, cache, recipe: Recipe):
-    """Prompt distillation's samples: the teacher's answers about the new documents (a teacher pass each, or the
-    cache), and about the earlier ones when the cache holds them (review, no teacher pass); and the report."""
+def distill_data(base, data, synth, earlier, cache, recipe: Recipe):
+    """Prompt distillation's samples: the teacher's answers about the new documents (``synth``: a teacher pass each,
+    or the cache), and about the earlier ones (``earlier``) when the cache holds them (review, no teacher pass);
+    and the report."""
     answers, report = teach(
         base.model, base.tokenizer, data.train_docs, synth, cache, recipe.distill, teacher_name=base.name,
         seed=recipe.seed,
     )  # fmt: skip
-    earlier, _ = synthesize(data.earlier_docs, cache, mode="augment", paraphrases=recipe.paraphrases_per_doc, qa=0)
     reviewed, _ = teach(
         base.model, base.tokenizer, data.earlier_docs, earlier, cache, recipe.distill, teacher_name=base.name,
         seed=recipe.seed, cached_only=True,
@@ -287,12 +287,14 @@ def run_finetune(
         teacher_name=teacher[2] if teacher else "base",
         seed=recipe.seed,
     )
-    if recipe.synthesis != "none" and recipe.objective != "distill":
-        texts = [t for s in synth for t in s.training_texts()]
-        data.new_synth = to_samples(base.tokenizer, texts, "new", recipe)
+    earlier = []  # the earlier documents' synthesis, for review: their text, their teacher answers, or both
+    if recipe.synthesis != "none":
         earlier, _ = synthesize(
             data.earlier_docs, cache, mode="augment", paraphrases=recipe.paraphrases_per_doc, qa=0, seed=recipe.seed
         )
+    if recipe.synthesis != "none" and recipe.objective != "distill":
+        texts = [t for s in synth for t in s.training_texts()]
+        data.new_synth = to_samples(base.tokenizer, texts, "new", recipe)
         earlier_texts = [t for s in earlier for t in s.training_texts()]
         data.earlier_review += to_samples(base.tokenizer, earlier_texts, "earlier", recipe)
     described["synthesis"] = synth_report.as_dict()
@@ -303,7 +305,7 @@ def run_finetune(
             f"teacher: the base model answers up to {recipe.distill.questions_per_doc} question(s) about each of "
             f"{len(data.train_docs)} new document(s) with the document in its prompt (cached per document)"
         )
-        distilled, distill_report = distill_data(base, data, synth, cache, recipe)
+        distilled, distill_report = distill_data(base, data, synth, earlier, cache, recipe)
         data.new_synth += distilled
         described["distillation"] = distill_report.as_dict()
     new_probes = make_probes(synth, seed=recipe.seed)
