@@ -15,9 +15,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 from fastapi import HTTPException
 
+from answering.chat import error_body, error_kind
 from errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -85,9 +87,13 @@ def host_name(header: str) -> str:
     return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
-async def refuse(send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    """Answer an HTTP request with ``status`` and ``{"detail": detail}``, closing the connection."""
-    body = json.dumps({"detail": detail}).encode()
+async def refuse(
+    send, status: int, detail: str, headers: Sequence[tuple[bytes, bytes]] = (), *, openai: bool = False
+) -> None:
+    """Answer an HTTP request with ``status`` and ``{"detail": detail}`` (OpenAI's error shape for a route of
+    ``answering.chat``), closing the connection."""
+    shape = error_body(detail, error_kind(status)) if openai else {"detail": detail}
+    body = json.dumps(shape).encode()
     await send(
         {
             "type": "http.response.start",
@@ -128,10 +134,11 @@ class GuardMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         g = self.guards
+        refusal = partial(refuse, openai=str(scope.get("path", "")).startswith("/v1/"))
         if not host_served(scope, g.hosts):
-            return await refuse(send, 400, "this host name is not served here; add it to KUP_API_ALLOWED_HOSTS")
+            return await refusal(send, 400, "this host name is not served here; add it to KUP_API_ALLOWED_HOSTS")
         if self._key is not None and scope.get("path") not in OPEN_PATHS and not self._authorized(scope):
-            return await refuse(
+            return await refusal(
                 send,
                 401,
                 "a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
@@ -140,9 +147,9 @@ class GuardMiddleware:
         length = scope_header(scope, b"content-length")
         if length is not None:
             if not length.strip().isdigit():
-                return await refuse(send, 400, "the Content-Length header is not a number")
+                return await refusal(send, 400, "the Content-Length header is not a number")
             if int(length) > g.max_body_bytes:
-                return await refuse(send, 413, f"the request body is larger than {g.max_body_bytes} bytes")
+                return await refusal(send, 413, f"the request body is larger than {g.max_body_bytes} bytes")
         received = 0
         started = False
 
@@ -165,7 +172,7 @@ class GuardMiddleware:
         except HTTPException as exc:
             if started or exc.status_code != 413:
                 raise
-            await refuse(send, 413, str(exc.detail))
+            await refusal(send, 413, str(exc.detail))
 
     def _authorized(self, scope) -> bool:
         given = scope_header(scope, b"x-api-key")

@@ -4,23 +4,12 @@ words (marked inferred); a syndicated story's citation names every outlet that c
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
+from answering.answer import Citation
 from answering.prompt import NOT_FOUND, Passage
 from answering.retrieval import content_words
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
-
-
-@dataclass
-class Citation:
-    number: int
-    title: str
-    url: str | None
-    published: str | None
-    inferred: bool = False  # the model wrote no [n]; the passage was matched to the answer by its words
-    urls: list[str] = field(default_factory=list)  # every outlet's URL of a syndicated story
-    sources: list[str] = field(default_factory=list)  # every outlet that carried it
 
 
 def citation(number: int, passage: Passage, *, inferred: bool = False) -> Citation:

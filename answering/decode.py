@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 
+from errors import KupError
+
 
 def mixture_logprobs(logits, log_weights):
     """``logits``: [K, V] per-passage next-token logits; ``log_weights``: [K] log mixture weights.
@@ -142,6 +144,11 @@ def choices_logprobs(model, tokenizer, prompt: str, choices: Sequence[str]) -> l
 
     import torch
 
+    if not hasattr(model, "parameters"):  # answering.remote_reader: a chat-completions server
+        raise KupError(
+            "multiple-choice scoring reads the reader's token probabilities, which a model server does not give; "
+            "unset KUP_READER_URL to score with the model loaded here"
+        )
     device = next(model.parameters()).device
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     with torch.no_grad():

@@ -70,24 +70,36 @@ def passage_block(number: int, passage: Passage, style: PromptStyle = DEFAULT_ST
     return f"{head}\n{defuse(passage.text.strip(), tokenizer)}\n</passage {number}>"
 
 
-def _chat(tokenizer, system: str, user: str) -> str:
+def render(tokenizer, messages: list[dict[str, str]]) -> str:
+    """A system and a user message as the prompt text ``tokenizer``'s model reads (its chat template, if any)."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "system", "content": system}, {"role": "user", "content": user}],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-    return f"{system}\n\n{user}\n\nAnswer:"
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
+
+
+def _messages(system: str, user: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def rag_messages(
+    tokenizer, question: str, passages: Sequence[Passage], style: PromptStyle = DEFAULT_STYLE
+) -> list[dict[str, str]]:
+    """The instructions, the passages and the question as chat messages (what a model server is sent)."""
+    blocks = "\n\n".join(passage_block(i, p, style, tokenizer) for i, p in enumerate(passages, 1))
+    question = defuse(question.strip(), tokenizer)
+    return _messages(style.instructions, f"Passages:\n\n{blocks}\n\nQuestion: {question}")
 
 
 def rag_prompt(tokenizer, question: str, passages: Sequence[Passage], style: PromptStyle = DEFAULT_STYLE) -> str:
-    blocks = "\n\n".join(passage_block(i, p, style, tokenizer) for i, p in enumerate(passages, 1))
-    question = defuse(question.strip(), tokenizer)
-    return _chat(tokenizer, style.instructions, f"Passages:\n\n{blocks}\n\nQuestion: {question}")
+    return render(tokenizer, rag_messages(tokenizer, question, passages, style))
+
+
+def closed_book_messages(tokenizer, question: str) -> list[dict[str, str]]:
+    return _messages(CLOSED_BOOK, f"Question: {defuse(question.strip(), tokenizer)}")
 
 
 def closed_book_prompt(tokenizer, question: str) -> str:
-    return _chat(tokenizer, CLOSED_BOOK, f"Question: {defuse(question.strip(), tokenizer)}")
+    return render(tokenizer, closed_book_messages(tokenizer, question))
 
 
 def count_tokens(tokenizer, text: str) -> int:

@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from answering.remote_reader import ApproximateTokenizer, RemoteReader
 from training.base_model import load_base
 from training.registry import AdapterRegistry
 
@@ -20,14 +21,31 @@ class LoadedModel:
     tokenizer: object
     adapter: str | None
     note: str | None = None  # why the champion is not applied, when it is not
+    context: int = 2048  # tokens the model reads at most (prompt and answer)
+
+    @property
+    def remote(self) -> RemoteReader | None:
+        """The model server that writes the answers, when the reader is one (``answering.remote_reader``)."""
+        return self.model if isinstance(self.model, RemoteReader) else None
 
 
 class LanguageModel:
     """The reader (the base model unless another is named) with the champion adapter when the champion was
     trained on that same model, loaded once and shared."""
 
-    def __init__(self, data_dir: Path, base_model: str | None, *, use_adapter: bool = True, int8: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        base_model: str | None,
+        *,
+        use_adapter: bool = True,
+        int8: bool = False,
+        remote: RemoteReader | None = None,
+        fallback: bool = False,
+    ) -> None:
         self.data_dir = data_dir
+        self.remote = remote  # a model server that writes the answers instead of the model loaded here
+        self.fallback = fallback  # when that server fails, answer with the model loaded here
         self.base_model = base_model
         self.use_adapter = use_adapter
         self.int8 = int8  # dynamic int8 linear layers on the CPU: faster at reading a prompt (bench/qa.py --int8)
@@ -35,8 +53,11 @@ class LanguageModel:
         self._champion: str | None = None  # the champion when the model was loaded (its adapter may not fit)
         self._lock = threading.Lock()
 
-    def get(self) -> LoadedModel:
-        """The model with the current champion; reloads when the champion changed."""
+    def get(self, *, local: bool = False) -> LoadedModel:
+        """The model with the current champion; reloads when the champion changed. With a model server as the
+        reader, that server (``local``: the model loaded here, as its fallback)."""
+        if self.remote is not None and not local:
+            return LoadedModel(self.remote, ApproximateTokenizer(), None, context=self.remote.context_tokens)
         registry = AdapterRegistry(self.data_dir / "adapters")
         champion = registry.champion() if self.use_adapter else None
         wanted = champion.id if champion else None
@@ -65,9 +86,9 @@ class LanguageModel:
 
                     # In place: a copy would hold the fp32 weights twice while it quantizes.
                     torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-                self._loaded = LoadedModel(model, base.tokenizer, wanted, note)
+                context = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+                self._loaded = LoadedModel(model, base.tokenizer, wanted, note, context)
             return self._loaded
 
     def context_window(self) -> int:
-        model = self.get().model
-        return int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        return self.get().context

@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from errors import InputError
-from indexing.search import MAX_QUERY_CHARS, check_sources  # noqa: F401 - the API checks sources too
+from indexing.search import MAX_QUERY_CHARS, SearchResult, search
+from indexing.search import check_sources as check_sources  # the API and the CLI check sources here too
 
 Mode = Literal["prompt", "rag-token", "closed-book"]
 MODES: tuple[str, ...] = ("prompt", "rag-token", "closed-book")
@@ -94,3 +95,16 @@ def recent_since(days: float | None, now: datetime | None = None) -> datetime | 
     if not 0 < days <= MAX_RECENT_DAYS:
         raise InputError(f"--recent must be a positive number of days, at most {MAX_RECENT_DAYS}")
     return (now or datetime.now(UTC)) - timedelta(days=days)
+
+
+def run_search(store, dense, sparse, request: SearchRequest) -> SearchResult:
+    """The search a ``SearchRequest`` asks for (``/search`` and the MCP ``search`` tool)."""
+    return search(
+        store,
+        dense,
+        sparse,
+        request.query,
+        limit=request.k,
+        sources=request.sources,
+        published_after=recent_since(request.recent_days),
+    )

@@ -7,29 +7,30 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Literal
 
-from answering.citations import Citation, attributed, citation, cited, without_markers
+from answering.answer import Answer
+from answering.citations import attributed, citation, cited, without_markers
 from answering.decode import retrieval_log_weights, stream_greedy, stream_rag_token
+from answering.profile import AnswerProfile, arrange
 from answering.prompt import (
-    ANSWER_INSTRUCTIONS,
-    DEFAULT_STYLE,
     NOT_FOUND,
-    SHORT_INSTRUCTIONS,
     SPAN,
     Passage,
-    PromptStyle,
-    closed_book_prompt,
+    closed_book_messages,
     count_tokens,
     fit_passages,
+    rag_messages,
     rag_prompt,
+    render,
 )
 from answering.questions import future_note, language_note
 from answering.reader import LanguageModel, LoadedModel
+from answering.remote_reader import ReaderUnavailable
 from answering.requests import Mode, check_question
-from answering.retrieval import RetrievalPolicy, StoryPassage, retrieve
+from answering.retrieval import StoryPassage, retrieve
 from answering.spans import copy_span, is_factoid, is_non_answer
 from answering.updates import current_statements, newest_wins
 from answering.windows import widen
@@ -37,67 +38,7 @@ from errors import InputError, KupError
 from indexing import DenseEncoder, SparseEncoder, VectorStore
 
 log = logging.getLogger(__name__)
-Order = Literal["rank", "best-last", "oldest-first"]
 RAG_TOKEN_TEMPERATURE = 0.05  # softmax temperature over cosine similarities (0..1): sharp but not one-hot
-
-
-@dataclass(frozen=True)
-class AnswerProfile:
-    """Which passages an answer reads and how the prompt shows them, chosen by measurement on real news and the
-    hard news set (bench/qa.py); ``BEFORE`` and ``PREVIOUS`` reproduce earlier defaults, for comparison."""
-
-    retrieval: RetrievalPolicy = RetrievalPolicy()
-    style: PromptStyle = PromptStyle(ANSWER_INSTRUCTIONS, date_only=True)
-    passages: int = 3  # most passages one prompt holds: a small model reads few well
-    prompt_tokens: int | None = None  # cap on the prompt's tokens (None: the context window less the answer)
-    order: Order = "oldest-first"  # rank: best first; best-last: best nearest the question; oldest-first: by date
-    supersede: bool = True  # a passage that a newer update on the same subject replaced yields its prompt slot
-    # Sentences that only report a replaced value ("had been due to close on October 27") are left out of the
-    # prompt: on the hard news set (bench/qa.py) it turned more wrong updated-fact answers right than right ones wrong.
-    current_only: bool = True
-    # Below this cosine for every passage the answer is NOT_FOUND, without generating. On the hard news set
-    # (bench/qa.py) it lies between the questions' weakest best passage and the off-topic and foreign questions' best.
-    min_relevance: float = 0.35
-    # Retrieve small, read big: each passage takes in this many neighbouring chunks of its article each side
-    # (while its share of the prompt lasts). On real news (bench/qa.py) one each side put the answer in the prompt
-    # for more questions than none, and raised the 0.5B reader's accuracy.
-    context_chunks: int = 1
-    extractive: bool = False  # factoid questions answered with a span copied from the passages (answering.spans)
-    # A factoid answer that names nothing new (the question said back, a remark about the passages) is replaced
-    # by a span copied from the passages; it is never printed as an answer.
-    answers_only: bool = True
-
-
-PREVIOUS = AnswerProfile(
-    RetrievalPolicy.previous(), DEFAULT_STYLE, passages=20, order="rank", supersede=False, min_relevance=0.0,
-    current_only=False, context_chunks=0, answers_only=False,
-)  # fmt: skip
-# The defaults before real news was measured: chunks as retrieved, the short cite-and-refuse instructions.
-BEFORE = AnswerProfile(style=PromptStyle(SHORT_INSTRUCTIONS, date_only=True), context_chunks=0, answers_only=False)
-
-
-def arrange(passages: list[Passage], order: Order) -> list[Passage]:
-    """Passages in prompt order (numbered from 1 in that order)."""
-    if order == "best-last":
-        return passages[::-1]
-    if order == "oldest-first":  # the newest, which wins where a story was updated, comes nearest the question
-        return sorted(passages, key=lambda p: p.published or "")
-    return list(passages)
-
-
-@dataclass
-class Answer:
-    question: str
-    mode: str
-    text: str
-    citations: list[Citation] = field(default_factory=list)
-    passages: list[Passage] = field(default_factory=list)
-    adapter: str | None = None  # the champion adapter used, if any
-    timings: dict[str, float] = field(default_factory=dict)  # retrieve_ms, first_token_ms, total_ms, tokens_per_s
-    notes: list[str] = field(default_factory=list)  # sentences on how far to trust it (a future date, a language)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Answerer:
@@ -149,13 +90,15 @@ class Answerer:
             as_of=as_of,
         )
 
-    def prompt_budget(self) -> int:
+    def prompt_budget(self, loaded: LoadedModel | None = None) -> int:
         """Tokens the prompt may take: the usable context less the room kept for the answer."""
-        return min(self.context_tokens, self.lm.context_window()) - self.max_new_tokens
+        return min(self.context_tokens, (loaded or self.lm.get()).context) - self.max_new_tokens
 
-    def prompt_passages(self, tokenizer, question: str, retrieved: list[Passage]) -> list[Passage]:
+    def prompt_passages(
+        self, tokenizer, question: str, retrieved: list[Passage], loaded: LoadedModel | None = None
+    ) -> list[Passage]:
         """What one prompt shows: the profile's number of best passages that fit its budget, in its order."""
-        budget = self.prompt_budget()
+        budget = self.prompt_budget(loaded)
         if self.profile.prompt_tokens:
             budget = min(budget, self.profile.prompt_tokens)
         candidates = newest_wins(question, retrieved) if self.profile.supersede else retrieved
@@ -184,36 +127,73 @@ class Answerer:
         sources: list[str] | None = None,
         on_text: Callable[[str], None] | None = None,
         as_of: datetime | None = None,
+        follows: str | None = None,
+        max_new_tokens: int | None = None,
     ) -> Answer:
         """The answer to ``question`` in ``mode`` from the ``k`` best passages (as of ``as_of``: nothing published
-        later), with sentences on how far to trust it where the question names a future day or is not English."""
+        later), with sentences on how far to trust it where the question names a future day or is not English.
+
+        ``follows`` is the question asked before in the same conversation: passages are searched for both, so a
+        follow-up ("and when did it open?") finds what it refers to. ``max_new_tokens`` shortens the answer below
+        the answerer's own limit (never lengthens it)."""
         question = check_question(question, mode, k)
+        limit = min(self.max_new_tokens, max_new_tokens or self.max_new_tokens)
+        query = f"{follows.strip()}\n{question}" if follows and follows.strip() else question
         shown: list[str] = []
+        held: list[str] = []  # blanks not passed on yet: an answer shown never starts or ends with them
         show = None
+        started = False
         if on_text is not None:
 
             def show(piece: str) -> None:
+                nonlocal started
                 shown.append(piece)
-                on_text(piece)
+                held.append(piece)
+                if piece.strip():
+                    out = "".join(held)
+                    held.clear()
+                    on_text(out if started else out.lstrip())
+                    started = True
 
         with warnings.catch_warnings(record=True) as caught:  # a library's warning is never part of an answer
             warnings.simplefilter("always")
-            answer = self._answer(question, mode, k, recent_days, sources, show, as_of)
+            fell_back = None
+            try:
+                answer = self._answer(question, query, mode, k, recent_days, sources, show, as_of, limit)
+            except ReaderUnavailable as exc:
+                if not self.lm.fallback or shown:
+                    hint = "" if shown else "; KUP_READER_FALLBACK=true answers with the model loaded here instead"
+                    raise ReaderUnavailable(f"{exc}{hint}") from None
+                log.warning("%s; answering with the model loaded here (KUP_READER_FALLBACK)", exc)
+                fell_back = f"{exc}, so the model loaded here answered (KUP_READER_FALLBACK)."
+                answer = self._answer(question, query, mode, k, recent_days, sources, show, as_of, limit, local=True)
         for warning in caught:
             log.debug("while answering: %s: %s", warning.category.__name__, warning.message)
         if on_text is not None and not "".join(shown).strip():
             on_text(answer.text)  # "The passages do not say." and other answers not streamed: printed all the same
-        notes = (future_note(question, as_of), language_note(question), self.lm.get().note)
+        notes = (future_note(question, as_of), language_note(question), self.lm.get().note, fell_back)
         answer.notes = [n for n in notes if n]
         return answer
 
-    def _answer(self, question: str, mode: Mode, k: int, recent_days, sources, on_text, as_of) -> Answer:
+    def _answer(
+        self,
+        question: str,
+        query: str,
+        mode: Mode,
+        k: int,
+        recent_days,
+        sources,
+        on_text,
+        as_of,
+        limit: int,
+        local: bool = False,
+    ) -> Answer:
         started = time.perf_counter()
         guarded = False
-        loaded = self.lm.get()
+        loaded = self.lm.get(local=local)
         model, tokenizer = loaded.model, loaded.tokenizer
         style = self.profile.style
-        budget = self.prompt_budget()
+        budget = self.prompt_budget(loaded)
         prompt_tokens = count_tokens(tokenizer, rag_prompt(tokenizer, question, [], style))  # instructions + question
         if prompt_tokens + 32 > budget:
             question_tokens = count_tokens(tokenizer, question)
@@ -224,20 +204,18 @@ class Answerer:
         passages: list[Passage] = []
         timings: dict[str, float] = {}
         if mode == "closed-book":
-            pieces = stream_greedy(
-                model, tokenizer, closed_book_prompt(tokenizer, question), max_new_tokens=self.max_new_tokens
-            )
+            pieces = self._generate(loaded, closed_book_messages(tokenizer, question), limit)
         else:
-            retrieved = self.retrieve(question, k=k, recent_days=recent_days, sources=sources, as_of=as_of)
+            retrieved = self.retrieve(query, k=k, recent_days=recent_days, sources=sources, as_of=as_of)
             timings["retrieve_ms"] = round((time.perf_counter() - started) * 1000, 1)
             if not retrieved:
                 raise KupError(
                     "no passages match (is the index empty? run `kup refresh` first, or widen --recent/--source)"
                 )
-            passages = self.prompt_passages(tokenizer, question, retrieved)
+            passages = self.prompt_passages(tokenizer, question, retrieved, loaded)
             if not passages:
                 raise InputError("the question leaves no room for any passage in the model's context; shorten it")
-            if self.profile.min_relevance > 0 and max(self.relevance(question, passages)) < self.profile.min_relevance:
+            if self.profile.min_relevance > 0 and max(self.relevance(query, passages)) < self.profile.min_relevance:
                 # Nothing in the index is about the question: say so rather than let the model guess.
                 timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
                 return Answer(question, mode, NOT_FOUND, [], passages, loaded.adapter, timings)
@@ -249,20 +227,20 @@ class Answerer:
             if guarded:
                 shown, on_text = on_text, None
             if mode == "prompt":
-                pieces = stream_greedy(
-                    model,
-                    tokenizer,
-                    rag_prompt(tokenizer, question, passages, style),
-                    max_new_tokens=self.max_new_tokens,
-                )
+                pieces = self._generate(loaded, rag_messages(tokenizer, question, passages, style), limit)
             else:
-                weights = self.rag_token_scores(question, passages)
+                if loaded.remote is not None:
+                    raise InputError(
+                        f"rag-token mode mixes the reader's token probabilities, which {loaded.remote.where()} "
+                        "does not give; ask with --mode prompt (model kup), or unset KUP_READER_URL"
+                    )
+                weights = self.rag_token_scores(query, passages)
                 pieces = stream_rag_token(
                     model,
                     tokenizer,
                     [rag_prompt(tokenizer, question, [p], style) for p in passages],
                     weights,
-                    max_new_tokens=self.max_new_tokens,
+                    max_new_tokens=limit,
                     temperature=self.rag_token_temperature,
                 )
         text = self._drain(pieces, on_text, started, timings, tokenizer)
@@ -287,9 +265,10 @@ class Answerer:
         return Answer(question, mode, text.strip() or NOT_FOUND, citations, passages, loaded.adapter, timings)
 
     def _span_answer(self, question, passages, loaded: LoadedModel, on_text, started: float, timings) -> Answer:
-        """A factoid question's answer copied out of the passages (``answering.spans``), cited."""
+        """A factoid question's answer copied out of the passages (``answering.spans``), cited. The copier reads
+        the reader's token probabilities: a model server gives none, so its non-answer is "not found"."""
         prompt = rag_prompt(loaded.tokenizer, question, passages, replace(self.profile.style, instructions=SPAN))
-        span = copy_span(loaded.model, loaded.tokenizer, prompt, passages, question)
+        span = None if loaded.remote else copy_span(loaded.model, loaded.tokenizer, prompt, passages, question)
         timings.setdefault("first_token_ms", round((time.perf_counter() - started) * 1000, 1))
         timings["shown_ms"] = round((time.perf_counter() - started) * 1000, 1)  # the whole answer, at once
         if span is None:
@@ -301,6 +280,13 @@ class Answerer:
             on_text(text)
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
         return Answer(question, "prompt", text, citations, passages, loaded.adapter, timings)
+
+    @staticmethod
+    def _generate(loaded: LoadedModel, messages: list[dict[str, str]], limit: int) -> Iterator[str]:
+        """The answer's pieces: from the model server, or greedy decoding of the prompt here."""
+        if loaded.remote is not None:
+            return loaded.remote.stream(messages, limit)
+        return stream_greedy(loaded.model, loaded.tokenizer, render(loaded.tokenizer, messages), max_new_tokens=limit)
 
     def relevance(self, question: str, passages: list[Passage]) -> list[float]:
         """Cosine similarity of question and each passage (fused rank scores are nearly flat, so a softmax

@@ -51,11 +51,13 @@ _META = re.compile(
     re.IGNORECASE,
 )
 
+_ANSWERING = frozenset({"answer", "answers", "question", "questions"})
+
 
 def is_non_answer(text: str, question: str) -> bool:
     """Whether a reply names nothing the question did not: empty, about the passages instead of from them, a
     refusal in other words, or the question said back."""
-    words = content_words(text)
+    words = content_words(text) - _ANSWERING  # "The answer to this question is:" and nothing after it names nothing
     return not words or bool(_META.search(text)) or words <= content_words(question)
 
 

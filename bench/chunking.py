@@ -28,8 +28,8 @@ from bench._common import ROOT, emit
 from bench.qa import Truth, as_document, load_jsonl
 
 import indexing.indexer as indexer_module
+from answering.profile import AnswerProfile
 from answering.retrieval import retrieve
-from answering.service import AnswerProfile
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder, search
 from indexing.embedding import DENSE_SIZE
 

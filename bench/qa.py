@@ -42,9 +42,9 @@ from answering import (
     retrieval_log_weights,
     token_mixture,
 )
+from answering.profile import BEFORE, PREVIOUS, AnswerProfile
 from answering.prompt import PromptStyle, count_tokens
 from answering.retrieval import RetrievalPolicy
-from answering.service import BEFORE, PREVIOUS, AnswerProfile
 from indexing import Catalog, Chunker, DenseEncoder, EdgeStore, Indexer, SparseEncoder
 
 # The naive RAG the issue measured kup against: plain top-3 chunks, no instructions, no titles or dates.

@@ -13,11 +13,15 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from answering.answer import Answer
+from answering.chat import MODELS, sse_events
+from errors import KupError
 from flows.local_secrets import owner_only_secret
 from flows.settings import Settings
 
@@ -25,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8077"  # `kup api`'s default --host and --port
 PROBE_TIMEOUT = httpx.Timeout(1.0, connect=0.25)  # a closed local port refuses at once; a hung one is skipped
+ASK_TIMEOUT_S = 600.0  # the longest a streamed answer may go quiet (a queued generation on a CPU)
+MAX_STREAM_BYTES = 8_000_000  # an answer with its passages is far less
 
 
 IDENTITY_FILE = "api-identity"  # in the data directory, owner-only: what proves a local server is ours
@@ -66,8 +72,55 @@ class ApiClient:
     def search(self, body: dict) -> dict[str, Any] | None:
         return self._post("/search", body, timeout=30.0)
 
-    def ask(self, body: dict) -> dict[str, Any] | None:
-        return self._post("/ask", body, timeout=600.0)  # generation on a CPU; the server queues questions
+    def ask(
+        self,
+        question: str,
+        *,
+        mode: str,
+        options: dict[str, Any],
+        on_text: Callable[[str], None] | None = None,
+    ) -> Answer | None:
+        """The server's answer, streamed through its OpenAI-compatible route (``answering.chat``) as any chat
+        client reads it, its pieces passed to ``on_text``; None when the server does not answer (this process
+        answers instead). A stream that breaks after its first piece is a ``KupError``: the text was shown."""
+        model = next(name for name, its_mode in MODELS.items() if its_mode == mode)
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": question}],
+            "stream": True,
+            "kup": {**options, "sources_in_text": False},  # the CLI prints the sources its own way
+        }
+        shown = False
+        try:
+            with httpx.stream(
+                "POST",
+                f"{self.url}/v1/chat/completions",
+                json=body,
+                headers=self.headers,
+                timeout=httpx.Timeout(ASK_TIMEOUT_S, connect=0.5),  # generation on a CPU; the server queues
+            ) as response:
+                if response.status_code != 200:
+                    logger.info("kup api at %s answered %s; working in this process", self.url, response.status_code)
+                    return None
+                answer = None
+                events = sse_events(response.iter_bytes(), max_bytes=MAX_STREAM_BYTES)
+                for event in events:
+                    if "error" in event:
+                        raise KupError(f"kup api at {self.url} failed mid-answer: {event['error'].get('message')}")
+                    piece = (event.get("choices") or [{}])[0].get("delta", {}).get("content")
+                    if piece and on_text is not None:
+                        on_text(piece)
+                        shown = True
+                    if "kup" in event:
+                        answer = Answer.from_dict(event["kup"])
+                if answer is None:
+                    raise KupError(f"kup api at {self.url} ended its answer without the answer's sources")
+                return answer
+        except (httpx.HTTPError, ValueError) as exc:
+            if shown:
+                raise KupError(f"the connection to kup api at {self.url} broke mid-answer ({exc}); ask again") from None
+            logger.info("kup api at %s did not answer (%s); working in this process", self.url, exc)
+            return None
 
 
 def find_api(s: Settings) -> ApiClient | None:

@@ -339,26 +339,16 @@ def ask(
     from cli.api_client import find_api
 
     client = find_api(s)
-    body = {"question": question, "mode": mode, "k": k, "recent_days": recent, "sources": source or None}
-    if when is not None:
-        body["as_of"] = when.isoformat()
-    reply = client.ask(body) if client else None
-    if reply is not None:  # answered by the running `kup api`: no model loads here
-        if as_json:
-            console.print_json(to_json(reply))
-        else:
-            from types import SimpleNamespace
-
-            console.print(reply["text"], end="", markup=False, highlight=False)
-            citations = [SimpleNamespace(**c) for c in reply.get("citations", [])]
-            print_answer_end(SimpleNamespace(**{**reply, "citations": citations}), console, err_console)
-        return
-    announce_preparation(s, s.reader)
-    with Runtime(s) as rt:
-        stream = None if as_json else (lambda piece: console.print(piece, end="", markup=False, highlight=False))
-        answer = rt.answerer.answer(
-            question, mode=mode, k=k, recent_days=recent, sources=source or None, on_text=stream, as_of=when
-        )
+    stream = None if as_json else (lambda piece: console.print(piece, end="", markup=False, highlight=False))
+    options = {"k": k, "recent_days": recent, "sources": source or None, "as_of": when.isoformat() if when else None}
+    answer = client.ask(question, mode=mode, options=options, on_text=stream) if client else None
+    if answer is None:  # no running `kup api` answered: the model loads here
+        if not s.reader_url:  # a model server writes the answers: nothing to prepare here
+            announce_preparation(s, s.reader)
+        with Runtime(s) as rt:
+            answer = rt.answerer.answer(
+                question, mode=mode, k=k, recent_days=recent, sources=source or None, on_text=stream, as_of=when
+            )
     if as_json:
         console.print_json(to_json(answer.as_dict()))
     else:
@@ -371,6 +361,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(cli_events.events_app, name="events")
 app.command()(cli_events.watch)
 app.command()(serve.api)
+app.command()(serve.mcp)
 app.command()(serve.up)
 
 

@@ -1,5 +1,6 @@
-"""The long-running commands: ``kup api`` (the HTTP API, bounded against half-sent requests) and ``kup up`` (a
-local Prefect server behind its guard, and every deployment served)."""
+"""The long-running commands: ``kup api`` (the HTTP API, bounded against half-sent requests), ``kup mcp`` (search,
+ask and status as MCP tools, over stdio or behind the API's guards) and ``kup up`` (a local Prefect server behind its
+guard, and every deployment served)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from cli.shared import console, friendly, point_prefect_at, settings
-from errors import KupError
+from cli.shared import console, err_console, friendly, point_prefect_at, settings
+from errors import InputError, KupError
 from flows.settings import Settings
 
 
@@ -23,6 +24,19 @@ def _export_to_served_runs(s: Settings) -> None:
             os.environ[f"KUP_{key.upper()}"] = getattr(s, key)
 
 
+def _guards(s: Settings, host: str, key: str | None):
+    """The limits of kup api and kup mcp's HTTP transport, from the settings."""
+    from answering.api_guards import ApiGuards
+
+    return ApiGuards(
+        api_key=key,
+        allowed_hosts=[host, *s.api_hosts],
+        max_body_bytes=s.api_max_body_bytes,
+        generate_at_once=s.api_generate_at_once,
+        generate_waiting=s.api_generate_waiting,
+    )
+
+
 @friendly
 def api(
     ctx: typer.Context,
@@ -31,7 +45,7 @@ def api(
 ) -> None:
     """Serve /search and /ask over HTTP (JSON; OpenAPI schema at /docs). Beyond 127.0.0.1 it needs KUP_API_KEY."""
     from answering.api import create_app
-    from answering.api_guards import ApiGuards, check_binding
+    from answering.api_guards import check_binding
     from answering.http_server import ServerLimits, serve
     from cli.api_client import api_identity, pipeline_id
     from flows.deployments import read_specs
@@ -41,13 +55,7 @@ def api(
     s = settings(ctx)
     key = s.secret("api_key")  # a prefect-secret:<block> reference is read from the block
     check_binding(host, key)
-    guards = ApiGuards(
-        api_key=key,
-        allowed_hosts=[host, *s.api_hosts],
-        max_body_bytes=s.api_max_body_bytes,
-        generate_at_once=s.api_generate_at_once,
-        generate_waiting=s.api_generate_waiting,
-    )
+    guards = _guards(s, host, key)
     with Runtime(s) as rt:
         console.print(f"kup API on http://{host}:{port} (docs at /docs; key {'required' if key else 'off'})")
         every = refresh_every(read_specs())
@@ -63,6 +71,53 @@ def api(
         )
         limits = ServerLimits(header_timeout=s.api_header_timeout, max_connections=s.api_max_connections)
         serve(app_, host, port, limits)
+
+
+@friendly
+def mcp(
+    ctx: typer.Context,
+    transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP at /mcp)")] = "stdio",
+    host: Annotated[str, typer.Option(help="Interface to listen on (http)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (http)")] = 8078,
+) -> None:
+    """Serve search, ask and status as MCP tools: over stdio for a client that spawns kup (Claude Desktop), or
+    streamable HTTP at /mcp behind kup api's guards. Beyond 127.0.0.1 it needs KUP_API_KEY."""
+    import json
+
+    from answering.api_guards import check_binding
+    from answering.mcp_server import MCP_PATH, http_app, mcp_server
+    from cli.views import to_json
+    from cli.views_status import status_data
+    from flows.deployments import read_specs
+    from flows.health import pipeline_health
+    from flows.runtime import Runtime
+
+    if transport not in ("stdio", "http"):
+        raise InputError(f"--transport must be stdio or http, not {transport!r}")
+    s = settings(ctx)
+    key = s.secret("api_key") if transport == "http" else None  # stdio: the client that spawned kup is the caller
+    if transport == "http":
+        check_binding(host, key)
+    guards = _guards(s, host, key)
+    with Runtime(s) as rt:
+
+        def status() -> dict:
+            """What `kup status --json` prints, as JSON values."""
+            data = status_data(rt)
+            data["health"] = pipeline_health(s, rt.catalog, read_specs()).as_dict()
+            return json.loads(to_json(data))
+
+        server = mcp_server(rt.answerer, status, guards, known_sources=rt.known_sources)
+        if transport == "stdio":  # stdout carries the protocol alone: everything else goes to stderr
+            err_console.print("kup MCP tools (search, ask, status) on stdio", markup=False)
+            server.run("stdio")
+            return
+        from answering.http_server import ServerLimits, serve
+
+        where = f"http://{host}:{port}{MCP_PATH}"
+        console.print(f"kup MCP tools on {where} (key {'required' if key else 'off'})", markup=False)
+        limits = ServerLimits(header_timeout=s.api_header_timeout, max_connections=s.api_max_connections)
+        serve(http_app(server, guards), host, port, limits)
 
 
 @friendly

@@ -83,6 +83,7 @@ def adapters_promote(
     """Make an adapter the champion (one atomic switch)."""
     _registry(ctx).promote(adapter_id, force=force)
     console.print(f"champion is now {adapter_id}")
+    _tell_the_fleet(ctx)
 
 
 @adapters_app.command("rollback")
@@ -91,3 +92,36 @@ def adapters_rollback(ctx: typer.Context) -> None:
     """Put the previous champion back (or the bare base model when there was none)."""
     previous = _registry(ctx).rollback()
     console.print(f"champion is now {previous.id}" if previous else "no champion: answers use the base model")
+    _tell_the_fleet(ctx)
+
+
+@adapters_app.command("announce")
+@friendly
+def adapters_announce(
+    ctx: typer.Context,
+    every: Annotated[bool, typer.Option("--all", help="Tell every server, not only those still pending")] = False,
+) -> None:
+    """Tell the serving servers (KUP_SERVING_URLS) to load the champion under its stable name."""
+    from flows.runtime import serving_servers
+
+    if not serving_servers(settings(ctx)):
+        raise KupError("no serving server is set: list them in KUP_SERVING_URLS")
+    if not _tell_the_fleet(ctx, only_pending=not every):
+        console.print("every serving server has the champion already (--all tells them again)")
+
+
+def _tell_the_fleet(ctx: typer.Context, *, only_pending: bool = False) -> int:
+    """Tell the serving servers the champion, a line for each; one sentence (exit 2, like every refusal) when one
+    did not take it."""
+    from flows.runtime import serving_servers
+    from training.serving import announce, failure_sentence
+
+    servers = serving_servers(settings(ctx))
+    if not servers:
+        return 0
+    outcomes = announce(servers, _registry(ctx), only_pending=only_pending)
+    for o in outcomes:
+        console.print(f"{o.server}: {o.message}" if o.ok else f"{o.server}: not told ({o.message})", markup=False)
+    if refused := failure_sentence(outcomes):
+        raise KupError(refused)
+    return len(outcomes)

@@ -17,7 +17,7 @@ from prefect.states import Completed, State
 
 from errors import KupError
 from flows.outcome import failed, tag_this_run
-from flows.runtime import Runtime
+from flows.runtime import Runtime, serving_servers
 from flows.settings import load_settings
 from training import load_recipe, run_finetune
 from training.finetune import FinetuneOutcome
@@ -96,6 +96,23 @@ def verdict_markdown(outcome: FinetuneOutcome) -> str:
     return "\n".join(lines)
 
 
+def tell_the_fleet(settings, *, promoted: bool) -> str | None:
+    """Tell the serving servers the champion (after a promotion: all of them; otherwise those still pending); a
+    sentence naming those that did not take it, also kept as the run's ``serving`` artifact, or None."""
+    from training.registry import AdapterRegistry
+    from training.serving import announce, failure_sentence
+
+    servers = serving_servers(settings)
+    if not servers:
+        return None
+    outcomes = announce(servers, AdapterRegistry(settings.data_path / "adapters"), only_pending=not promoted)
+    if outcomes:
+        create_table_artifact(
+            key="serving", table=[vars(o) for o in outcomes], description="what each serving server was told"
+        )
+    return failure_sentence(outcomes)
+
+
 @flow(name="finetune")
 def finetune(recipe: str | None = None, method: str | None = None, progress_bar: bool = False) -> State:
     """Train a candidate adapter on documents since the champion's watermark; promote it if the gate passes."""
@@ -148,6 +165,8 @@ def finetune(recipe: str | None = None, method: str | None = None, progress_bar:
         bar.close()
     if outcome.status == "nothing-new":
         logger.info("no new documents since the champion's watermark; nothing trained")
+        if refused := tell_the_fleet(settings, promoted=False):  # a champion a server has not taken yet
+            return failed(f"nothing new to learn, but {refused}")
         return Completed(message="nothing new to learn", data={"status": outcome.status, "data": outcome.data})
     update_progress_artifact(progress, 100.0)
     create_table_artifact(
@@ -169,6 +188,8 @@ def finetune(recipe: str | None = None, method: str | None = None, progress_bar:
         "data": outcome.data,
     }
     logger.info("adapter %s %s: %s", outcome.adapter.id, outcome.status, outcome.summary)
+    if refused := tell_the_fleet(settings, promoted=outcome.status == "promoted"):
+        return failed(f"adapter {outcome.adapter.id} {outcome.status}, but {refused}")
     if outcome.status == "rejected":  # the run worked; its candidate did not pass: a state named so
         return Completed(
             name="Rejected", message="adapter rejected: " + "; ".join(outcome.verdict.reasons), data=result

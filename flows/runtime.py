@@ -6,6 +6,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from errors import ConfigError
 from flows.settings import Settings
 
 if TYPE_CHECKING:  # each part imports its libraries when first built: `kup search` never loads the catalog's
@@ -143,7 +144,8 @@ class Runtime:
         from answering import Answerer, LanguageModel
 
         s = self.settings
-        lm = LanguageModel(s.data_path, s.reader, int8=s.reader_int8)
+        remote = remote_reader(s)
+        lm = LanguageModel(s.data_path, s.reader, int8=s.reader_int8, remote=remote, fallback=s.reader_fallback)
         return Answerer(
             self.store,
             self.dense,
@@ -159,3 +161,29 @@ class Runtime:
             part = self.__dict__.pop(name, None)
             if part is not None:
                 part.close()
+
+
+def remote_reader(s: Settings):
+    """The model server that writes the answers (``KUP_READER_URL``), or None."""
+    if not s.reader_url:
+        return None
+    from answering.remote_reader import RemoteReader
+
+    if not s.reader_model:
+        raise ConfigError("KUP_READER_URL is set without KUP_READER_MODEL: name the model that server serves")
+    return RemoteReader(
+        s.reader_url,
+        s.reader_model,
+        api_key=s.secret("reader_key"),
+        context_tokens=s.reader_context_tokens,
+        timeout=s.reader_timeout_seconds,
+    )
+
+
+def serving_servers(s: Settings) -> list:
+    """The vLLM servers told of each new champion adapter (``KUP_SERVING_URLS``)."""
+    from training.serving import ServingServer
+
+    urls = [u.strip() for u in s.serving_urls.split(",") if u.strip()]
+    key = s.secret("serving_key") if urls else None
+    return [ServingServer(u, s.serving_adapter_name, key, s.serving_adapters_dir) for u in urls]

@@ -65,6 +65,21 @@ class Settings(BaseSettings):
     reader_int8: bool = Field(
         True, description="int8 linear layers for the reader on the CPU: reads a prompt faster (bench/qa.py --int8)"
     )
+    reader_url: str | None = Field(
+        None,
+        description="an OpenAI-compatible server that writes the answers instead (vLLM, llama.cpp, Ollama, TGI, "
+        "another kup api): its base URL ending in /v1; KUP_READER_MODEL names the model there",
+    )
+    reader_key: SecretStr | None = Field(
+        None, description="the key that server wants (sent as a Bearer token), or prefect-secret:<block>; never logged"
+    )
+    reader_context_tokens: int = Field(8192, ge=512, le=1_000_000, description="that server model's context")
+    reader_timeout_seconds: float = Field(
+        60, gt=0, le=3600, description="the longest that server may stay silent before or while it answers"
+    )
+    reader_fallback: bool = Field(
+        False, description="when that server fails, answer with the model loaded here (else: one sentence)"
+    )
     context_tokens: int = Field(2048, ge=256, le=32768, description="prompt + answer budget for the LLM")
     max_new_tokens: int = Field(160, ge=8, le=2048, description="longest answer generated")
     recency_half_life_days: float | None = Field(
@@ -120,6 +135,22 @@ class Settings(BaseSettings):
     fetch_retries: int = Field(2, ge=0, le=10, description="extra attempts on 429/5xx and connection errors")
     respect_robots: bool = Field(True, description="obey robots.txt for article pages")
     user_agent: str = Field(FetchPolicy.user_agent, description="identifies us to the sites we fetch")
+
+    # Serving fleet ------------------------------------------------------------------------------
+    serving_urls: str = Field(
+        "",
+        description="comma-separated vLLM servers (http://gpu1:8000) told to load each new champion adapter "
+        "(runtime LoRA loading); empty: none",
+    )
+    serving_adapter_name: str = Field(
+        "kup", min_length=1, max_length=100, description="the stable name the champion is served under there"
+    )
+    serving_key: SecretStr | None = Field(
+        None, description="the key those servers want (Bearer), or prefect-secret:<block>; never logged"
+    )
+    serving_adapters_dir: str | None = Field(
+        None, description="the data dir's adapters/ folder as those servers see it (shared storage); None: same path"
+    )
 
     # Orchestration -----------------------------------------------------------------------------
     prefect_api_url: str = Field("http://127.0.0.1:4200/api", description="Prefect server that `kup up` starts/uses")
@@ -194,10 +225,13 @@ class Settings(BaseSettings):
 
     @property
     def reader(self) -> str:
-        """The model that answers: KUP_READER_MODEL, else the base model when one is named, else the default reader."""
+        """The model that answers here: KUP_READER_MODEL, else the base model when one is named, else the default
+        reader. With KUP_READER_URL, KUP_READER_MODEL names the model on that server, and the one here (the
+        fallback) is the base model or the default reader."""
         from training.base_model import DEFAULT_READER
 
-        return self.reader_model or self.base_model or DEFAULT_READER
+        here = None if self.reader_url else self.reader_model
+        return here or self.base_model or DEFAULT_READER
 
     @property
     def data_path(self) -> Path:

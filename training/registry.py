@@ -47,7 +47,8 @@ class Adapter:
         return isinstance(verdict, dict) and bool(verdict.get("passed"))
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path``: whole, or not at all (a temporary, fsynced, renamed over it)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
@@ -207,7 +208,7 @@ class AdapterRegistry:
             history = pointer.get("history", [])
             if pointer.get("id"):
                 history = [*history, pointer["id"]]
-            _write_atomically(
+            write_atomically(
                 self.root / POINTER,
                 json.dumps({"id": adapter_id, "history": history, "changed_at": datetime.now(UTC).isoformat()}),
             )
@@ -235,7 +236,7 @@ class AdapterRegistry:
                         f"cannot roll back to {previous!r}, the previous champion ({exc}); {current} stays the "
                         "champion: make another the champion with `kup adapters promote ID`"
                     ) from None
-            _write_atomically(
+            write_atomically(
                 self.root / POINTER,
                 json.dumps({"id": previous, "history": history[:-1], "changed_at": datetime.now(UTC).isoformat()}),
             )

@@ -9,9 +9,9 @@ import pytest
 
 from answering import Answerer, LanguageModel
 from answering.citations import attributed, cited
+from answering.profile import PREVIOUS, AnswerProfile, arrange
 from answering.prompt import NOT_FOUND, Passage
 from answering.retrieval import RetrievalPolicy, asks_latest, recency_scores, retrieve
-from answering.service import PREVIOUS, AnswerProfile, arrange
 from answering.updates import newest_wins, superseded
 from connectors import Document
 from errors import InputError

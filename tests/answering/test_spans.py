@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from answering import Answerer
+from answering.profile import AnswerProfile
 from answering.prompt import NOT_FOUND, SPAN, Passage, PromptStyle, rag_prompt
-from answering.service import AnswerProfile
 from answering.spans import _Copy, copy_span, is_factoid, is_non_answer
 
 PASSAGES = [
