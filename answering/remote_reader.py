@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import httpx
 
@@ -75,6 +76,11 @@ class RemoteReader:
     total_timeout: float = 600.0  # the longest one answer may take
     max_bytes: int = 2_000_000  # of the streamed reply
 
+    @cached_property
+    def _client(self) -> httpx.Client:
+        """One client for every answer: its connections are kept alive, and its TLS context is built once."""
+        return httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)))
+
     def where(self) -> str:
         return f"the reader at {mask_text(self.url)} (KUP_READER_URL)"
 
@@ -83,12 +89,8 @@ class RemoteReader:
         body = {"model": self.model, "messages": messages, "stream": True, "max_tokens": max_tokens, "temperature": 0}
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:
-            with httpx.stream(
-                "POST",
-                f"{self.url.rstrip('/')}/chat/completions",
-                json=body,
-                headers=headers,
-                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            with self._client.stream(
+                "POST", f"{self.url.rstrip('/')}/chat/completions", json=body, headers=headers
             ) as response:
                 if response.status_code != 200:
                     raise ReaderUnavailable(f"{self.where()} answered HTTP {response.status_code}: {_said(response)}")
