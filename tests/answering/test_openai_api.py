@@ -16,6 +16,10 @@ from answering.api_guards import ApiGuards
 from answering.chat import MODELS
 from indexing import EdgeStore
 from tests.answering.test_api import serving
+from tests.cli import test_cli_fast
+
+data_dir = test_cli_fast.data_dir  # fixtures: three indexed articles, and a `kup api` process serving them
+api_server = test_cli_fast.api_server
 
 KEY = "k3y-0f-the-chat-route"
 QUESTION = "When did the Veltmark harbour reopen?"
@@ -175,3 +179,16 @@ def test_the_raw_stream_is_server_sent_events_ending_in_done(client_and_url) -> 
         events = [line.removeprefix("data: ") for line in reply.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     assert all(json.loads(e)["object"] == "chat.completion.chunk" for e in events[:-1])
+
+
+@pytest.mark.slow
+def test_the_openai_client_talks_to_a_running_kup_api_process(api_server) -> None:
+    """The same client against `kup api` as a user starts it (a process, its settings from the environment)."""
+    client = openai.OpenAI(base_url=f"{api_server}/v1", api_key="no-key-is-set", max_retries=0, timeout=120)
+    assert [m.id for m in client.models.list()] == list(MODELS)
+    messages = [{"role": "user", "content": "When did the harbour reopen?"}]
+    whole = client.chat.completions.create(model="kup", messages=messages)
+    chunks = list(client.chat.completions.create(model="kup", messages=messages, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == whole.choices[0].message.content
+    assert whole.model_extra["kup"]["passages"][0]["url"].startswith("https://")
+    assert chunks[-1].model_extra["kup"]["text"] == whole.model_extra["kup"]["text"]
