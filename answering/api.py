@@ -142,16 +142,7 @@ def create_app(
         _answering(lambda: check_sources(request.sources, known()))
         try:
             with gate.admit():
-                answer = _answering(
-                    lambda: answerer.answer(
-                        request.question,
-                        mode=request.mode,
-                        k=request.k,
-                        recent_days=request.recent_days,
-                        sources=request.sources,
-                        as_of=request.as_of,
-                    )
-                )
+                answer = _answering(lambda: answerer.answer(request.question, **request.options()))
         except GenerationGate.Busy:
             raise _busy() from None
         return answer.as_dict()

@@ -190,14 +190,7 @@ def mcp_server(
             check_question(request.question, request.mode, request.k)  # a blank question, before it queues
             check_sources(request.sources, known())
             with gate.admit():
-                answer = answerer.answer(
-                    request.question,
-                    mode=request.mode,
-                    k=request.k,
-                    recent_days=request.recent_days,
-                    sources=request.sources,
-                    as_of=request.as_of,
-                )
+                answer = answerer.answer(request.question, **request.options())
             answered = Answered.model_validate(answer.as_dict())
             return _answer_text(answer), answered.model_dump(mode="json")
 

@@ -87,6 +87,11 @@ class AskRequest(BaseModel):
     sources: Sources | None = None
     as_of: AwareDatetime | None = None  # answer as on that moment: nothing published later
 
+    def options(self) -> dict:
+        """What the request asks of ``Answerer.answer`` besides the question (``/ask`` and the MCP ``ask`` tool)."""
+        return {"mode": self.mode, "k": self.k, "recent_days": self.recent_days, "sources": self.sources,
+                "as_of": self.as_of}  # fmt: skip
+
 
 def recent_since(days: float | None, now: datetime | None = None) -> datetime | None:
     """The moment ``days`` before now (None when no window is asked for); non-positive or absurd spans are refused."""
