@@ -274,6 +274,12 @@ def run_streaming(work: Callable[[Callable[[str], None]], Answer], failure: Call
     return first, events
 
 
+def delta_content(event: dict[str, Any]) -> Any:
+    """The text a streamed ``chat.completion.chunk`` adds (None for a role, usage or final chunk)."""
+    choices = event.get("choices") or []
+    return choices[0].get("delta", {}).get("content") if choices else None
+
+
 class StreamTooLarge(ValueError):
     """A server-sent event stream passed its byte or time bound."""
 

@@ -21,7 +21,7 @@ from functools import cached_property
 
 import httpx
 
-from answering.chat import StreamTooLarge, sse_events
+from answering.chat import StreamTooLarge, delta_content, sse_events
 from errors import KupError
 from errors.redact import mask_text
 
@@ -114,10 +114,7 @@ def _piece(event: dict, reader: RemoteReader) -> str | None:
     if "error" in event:
         message = event["error"].get("message") if isinstance(event["error"], dict) else event["error"]
         raise ReaderUnavailable(f"{reader.where()} failed: {mask_text(str(message))[:300]}")
-    choices = event.get("choices") or []
-    if not choices:
-        return None  # a usage-only chunk
-    content = choices[0].get("delta", {}).get("content")
+    content = delta_content(event)  # None for a usage-only chunk
     if content is not None and not isinstance(content, str):
         raise ValueError("content is not text")
     return content

@@ -31,7 +31,7 @@ from bench.qa_sets import load_jsonl, qa_set
 
 from answering import Answerer, LanguageModel
 from answering.api import create_app
-from answering.chat import MODELS, sse_events
+from answering.chat import MODELS, delta_content, sse_events
 from answering.remote_reader import RemoteReader
 from indexing import Chunker, DenseEncoder, EdgeStore, SparseEncoder
 
@@ -69,7 +69,7 @@ def through_route(client: httpx.Client, url: str, question: str, mode: str) -> d
         if response.status_code != 200:
             raise SystemExit(f"the route answered {response.status_code}: {response.read()[:500]!r}")
         for event in sse_events(response.iter_bytes(), max_bytes=10_000_000):
-            content = (event.get("choices") or [{}])[0].get("delta", {}).get("content")
+            content = delta_content(event)
             if content and first is None:
                 first = time.perf_counter()
             if content:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from answering.answer import Answer
-from answering.chat import MODELS, sse_events
+from answering.chat import MODELS, delta_content, sse_events
 from errors import KupError
 from flows.local_secrets import owner_only_secret
 from flows.settings import Settings
@@ -107,7 +107,7 @@ class ApiClient:
                 for event in events:
                     if "error" in event:
                         raise KupError(f"kup api at {self.url} failed mid-answer: {event['error'].get('message')}")
-                    piece = (event.get("choices") or [{}])[0].get("delta", {}).get("content")
+                    piece = delta_content(event)
                     if piece and on_text is not None:
                         on_text(piece)
                         shown = True
