@@ -31,7 +31,7 @@ questions; each earlier week keeps >= 70% of its gain after two more updates; ge
 points; FUAR <= 0.2; RAG accuracy with the adapter >= without. Cost: synthesis, teacher and training of 100
 articles within 60 min on 2 CPU cores (projected from the measured seconds per article).
 
-    .venv/bin/python -m bench.knowledge [--set hard|realnews] [--weeks 3] [--articles-per-week 8] [--seeds 1234,1235]
+    .venv/bin/python -m bench.knowledge [--set hard|realnews] [--weeks 3] [--first-week 0] [--articles-per-week 8] [--seeds 1234,1235]
         [--methods mix_review-synth,none-distill:noanchor,mix_review-distill]
 """
 
@@ -91,8 +91,8 @@ def select_weeks(articles: list[dict], questions: list[dict], weeks: int, per_we
     return out
 
 
-def realnews_weeks(folder: Path, weeks: int, per_week: int) -> list[dict]:
-    """The first ``weeks`` weeks of the real news set: each week's questions whose answer (the right choice) one of
+def realnews_weeks(folder: Path, weeks: int, per_week: int, first: int = 0) -> list[dict]:
+    """``weeks`` weeks of the real news set from its ``first`` (0: the earliest): each week's questions whose answer (the right choice) one of
     their retrieved articles states, and per question the latest such article (at most ``per_week`` articles, those
     answering the most questions first). Retrieved articles that do not state the answer are not trained on."""
     from bench.qa_sets import outlet
@@ -102,7 +102,7 @@ def realnews_weeks(folder: Path, weeks: int, per_week: int) -> list[dict]:
     for q in load_jsonl(folder / "questions.jsonl"):
         by_week.setdefault(q["week"], []).append(q)
     out = []
-    for n, week in enumerate(sorted(by_week)[:weeks]):
+    for n, week in enumerate(sorted(by_week)[first : first + weeks]):
         answered = []
         for q in sorted(by_week[week], key=lambda q: q["id"]):
             answer = q["choices"][q["answer"]]
@@ -379,6 +379,8 @@ def main() -> None:
     parser.add_argument("--set", choices=("hard", "realnews"), default="hard")
     parser.add_argument("--weeks", type=int, default=3)
     parser.add_argument("--articles-per-week", type=int, default=8)
+    parser.add_argument("--first-week", type=int, default=0, help="realnews: the first week used (0: 2025-07-18; "
+                        "23, the last, has the most answerable questions: 16)")
     parser.add_argument("--methods", default=DEFAULT_CONFIGS, help=f"comma-separated; 'all' = {ALL_CONFIGS}")
     parser.add_argument("--seeds", default="1234", help="comma-separated; a question's score is its mean over seeds")
     parser.add_argument("--epochs", type=int, default=3)
@@ -438,7 +440,7 @@ def main() -> None:
 
     started = time.perf_counter()
     if args.set == "realnews":
-        weeks = realnews_weeks(realnews_dir(), args.weeks, args.articles_per_week)
+        weeks = realnews_weeks(realnews_dir(), args.weeks, args.articles_per_week, args.first_week)
     else:
         weeks = select_weeks(load_jsonl(DATA / "articles.jsonl"), load_jsonl(DATA / "questions.jsonl"), args.weeks,
                              args.articles_per_week)  # fmt: skip
