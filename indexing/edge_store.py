@@ -21,15 +21,17 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import qdrant_edge as qe
 from filelock import FileLock
 
 from errors import StoreError
 from indexing.embedding import DENSE_SIZE, SparseVector
+from indexing.shard_service import ShardClient, ShardService
 from indexing.store import (
     DATETIME_FIELDS,
     DENSE,
@@ -76,6 +78,96 @@ def _sparse(vec: SparseVector) -> qe.SparseVector:
     return qe.SparseVector(indices=vec.indices, values=vec.values)
 
 
+# What the store's operations do on an open shard, as plain functions of keyword arguments: run here on a shard
+# this process opened or holds, or in the holding process for another (indexing.shard_service).
+
+
+def _points_of(shard: qe.EdgeShard, doc_ids: list[str]) -> dict[str, list[StoredPoint]]:
+    found: dict[str, list[StoredPoint]] = {}
+    offset = None
+    while True:
+        records, offset = shard.scroll(
+            qe.ScrollRequest(offset=offset, limit=1000, filter=_filter(doc_ids=doc_ids), with_payload=True)
+        )
+        for r in records:
+            found.setdefault(r.payload["doc_id"], []).append(StoredPoint(str(r.id), r.payload))
+        if offset is None:
+            return found
+
+
+def _vectors(shard: qe.EdgeShard, ids: list[str]) -> dict[str, Vectors]:
+    out = {}
+    for r in shard.retrieve(ids, with_payload=False, with_vector=True):
+        sparse = r.vector[SPARSE]
+        out[str(r.id)] = Vectors(list(r.vector[DENSE]), SparseVector(list(sparse.indices), list(sparse.values)))
+    return out
+
+
+def _apply(shard: qe.EdgeShard, changes: Changes) -> None:
+    if changes.upserts:
+        shard.update(
+            qe.UpdateOperation.upsert_points(
+                [
+                    qe.Point(p.id, {DENSE: p.vectors.dense, SPARSE: _sparse(p.vectors.sparse)}, p.payload)
+                    for p in changes.upserts
+                ]
+            )
+        )
+    for pid, payload in changes.payloads:
+        shard.update(qe.UpdateOperation.overwrite_payload([pid], payload))
+    if changes.deletes:
+        shard.update(qe.UpdateOperation.delete_points(list(changes.deletes)))
+    shard.flush()
+
+
+def _search(
+    shard: qe.EdgeShard,
+    dense: list[float],
+    sparse: SparseVector,
+    limit: int,
+    sources: list[str] | None,
+    published_after: datetime | None,
+    prefetch: int | None,
+    published_before: datetime | None,
+    fusion: Fusion | None,
+) -> list[Hit]:
+    depth = prefetch or max(4 * limit, 20)
+    flt = _filter(sources, published_after, published_before=published_before)
+    request = qe.QueryRequest(
+        limit=limit,
+        prefetches=[
+            qe.Prefetch(limit=depth, query=qe.Query.Nearest(dense, using=DENSE), filter=flt),
+            qe.Prefetch(limit=depth, query=qe.Query.Nearest(_sparse(sparse), using=SPARSE), filter=flt),
+        ],
+        query=qe.Fusion.Rrf(k=(fusion or RRF).k, weights=list((fusion or RRF).weights)),
+        filter=flt,
+        with_payload=True,
+    )
+    return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in shard.query(request)]
+
+
+def _count(shard: qe.EdgeShard, source: str | None) -> int:
+    return shard.count(qe.CountRequest(exact=True, filter=_filter(sources=[source] if source else None)))
+
+
+def _scroll(shard: qe.EdgeShard, offset: str | int | None, batch: int) -> tuple[list[StoredPoint], str | int | None]:
+    records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=batch, with_payload=True))
+    return [StoredPoint(str(r.id), dict(r.payload or {})) for r in records], offset
+
+
+OPS = {
+    "points_of": _points_of,
+    "vectors": _vectors,
+    "apply": _apply,
+    "optimize": lambda shard: bool(shard.optimize()),
+    "search": _search,
+    "count": _count,
+    "scroll": _scroll,
+}
+WRITES = {"apply", "optimize"}  # run one at a time in a holder; reads run beside them and beside each other
+NOTHING = {"optimize": False, "search": [], "count": 0, "scroll": ([], None)}  # on an index that does not exist
+
+
 class EdgeStore(VectorStore):
     """A shard at ``path``. After a rebuild, ``path`` is a symlink to the live shard directory: the
     Edge equivalent of a collection alias, swapped atomically by ``promote``."""
@@ -87,6 +179,7 @@ class EdgeStore(VectorStore):
         self._want = Path(str(self.path) + ".want")
         self._local = threading.local()
         self._holder: _Holder | None = None
+        self._client = ShardClient(self.path)
 
     @property
     def location(self) -> str:
@@ -111,28 +204,28 @@ class EdgeStore(VectorStore):
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Datetime))
         return shard
 
-    @contextmanager
-    def _shard(self, create: bool = True) -> Iterator[qe.EdgeShard | None]:
-        """The open shard, under the lock; None when it does not exist and ``create`` is false.
-
-        Existence is checked under the lock too: ``promote`` swaps the path while holding it.
-        """
+    def _run(self, op: str, *, create: bool = True, **args: Any) -> Any:
+        """One operation on the shard: this thread's session's, the one this process holds, the holding process's
+        (sent there), or else opened now under the lock. ``NOTHING[op]`` when the index does not exist and
+        ``create`` is off. Existence is checked under the lock too: ``promote`` swaps the path while holding it."""
         shard = getattr(self._local, "shard", None)
         if shard is not None:
-            yield shard
-            return
+            return OPS[op](shard, **args)
         if self._holder is not None:
-            with self._holder.held(create) as shard:
-                if shard is not None:
-                    yield shard
-                    return
+            done, result = self._holder.run(op, create, args)
+            if done:
+                return result
+        done, result = self._client.call(op, args, create)
+        if done:
+            return result
         with self._exclusive(announce=self._holder is None):
             shard = self._open(create)
+            if shard is None:
+                return NOTHING[op]
             try:
-                yield shard
+                return OPS[op](shard, **args)
             finally:
-                if shard is not None:
-                    shard.close()
+                shard.close()
 
     @contextmanager
     def _exclusive(self, *, announce: bool = True) -> Iterator[None]:
@@ -169,64 +262,36 @@ class EdgeStore(VectorStore):
 
     @contextmanager
     def session(self) -> Iterator[EdgeStore]:
-        if getattr(self._local, "shard", None) is not None:
+        """Several operations on one opening of the shard; where a process holds the shard (``kup api``), each is
+        sent to it instead, so its searches never wait for this session to end."""
+        if getattr(self._local, "shard", None) is not None or self._holder is not None or self._client.reachable():
             yield self
             return
-        with self._shard() as shard:
+        with self._exclusive():
+            shard = self._open(True)
             self._local.shard = shard
             try:
                 yield self
             finally:
                 self._local.shard = None
+                shard.close()
 
     @_errors
     def points_of(self, doc_ids: Sequence[str]) -> dict[str, list[StoredPoint]]:
         found: dict[str, list[StoredPoint]] = {d: [] for d in doc_ids}
-        if not doc_ids:
-            return found
-        with self._shard() as shard:
-            offset = None
-            while True:
-                records, offset = shard.scroll(
-                    qe.ScrollRequest(offset=offset, limit=1000, filter=_filter(doc_ids=doc_ids), with_payload=True)
-                )
-                for r in records:
-                    found.setdefault(r.payload["doc_id"], []).append(StoredPoint(str(r.id), r.payload))
-                if offset is None:
-                    break
+        if doc_ids:
+            for doc, pts in self._run("points_of", doc_ids=list(doc_ids)).items():
+                found.setdefault(doc, []).extend(pts)
         return found
 
     @_errors
     def vectors(self, ids: Sequence[str]) -> dict[str, Vectors]:
-        if not ids:
-            return {}
-        with self._shard() as shard:
-            records = shard.retrieve(list(ids), with_payload=False, with_vector=True)
-        out = {}
-        for r in records:
-            sparse = r.vector[SPARSE]
-            out[str(r.id)] = Vectors(list(r.vector[DENSE]), SparseVector(list(sparse.indices), list(sparse.values)))
-        return out
+        return self._run("vectors", ids=list(ids)) if ids else {}
 
     @_errors
     def apply(self, changes: Changes) -> None:
-        if not changes:
-            return
-        with self._shard() as shard:
-            if changes.upserts:
-                shard.update(
-                    qe.UpdateOperation.upsert_points(
-                        [
-                            qe.Point(p.id, {DENSE: p.vectors.dense, SPARSE: _sparse(p.vectors.sparse)}, p.payload)
-                            for p in changes.upserts
-                        ]
-                    )
-                )
-            for pid, payload in changes.payloads:
-                shard.update(qe.UpdateOperation.overwrite_payload([pid], payload))
-            if changes.deletes:
-                shard.update(qe.UpdateOperation.delete_points(list(changes.deletes)))
-            shard.flush()
+        if changes:
+            self._run("apply", changes=changes)
 
     def staging(self, *, dense_size: int | None = None) -> EdgeStore:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -255,8 +320,7 @@ class EdgeStore(VectorStore):
 
     @_errors
     def optimize(self) -> bool:
-        with self._shard(create=False) as shard:
-            return bool(shard.optimize()) if shard is not None else False
+        return self._run("optimize", create=False)
 
     @_errors
     def search(
@@ -271,40 +335,27 @@ class EdgeStore(VectorStore):
         published_before: datetime | None = None,
         fusion: Fusion | None = None,
     ) -> list[Hit]:
-        depth = prefetch or max(4 * limit, 20)
-        flt = _filter(sources, published_after, published_before=published_before)
-        request = qe.QueryRequest(
-            limit=limit,
-            prefetches=[
-                qe.Prefetch(limit=depth, query=qe.Query.Nearest(dense, using=DENSE), filter=flt),
-                qe.Prefetch(limit=depth, query=qe.Query.Nearest(_sparse(sparse), using=SPARSE), filter=flt),
-            ],
-            query=qe.Fusion.Rrf(k=(fusion or RRF).k, weights=list((fusion or RRF).weights)),
-            filter=flt,
-            with_payload=True,
-        )
-        with self._shard(create=False) as shard:
-            points = shard.query(request) if shard is not None else []
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+        return self._run(
+            "search", create=False, dense=list(dense), sparse=sparse, limit=limit,
+            sources=list(sources) if sources else None, published_after=published_after, prefetch=prefetch,
+            published_before=published_before, fusion=fusion,
+        )  # fmt: skip
 
     @_errors
     def count(self, *, source: str | None = None) -> int:
-        with self._shard(create=False) as shard:
-            if shard is None:
-                return 0
-            return shard.count(qe.CountRequest(exact=True, filter=_filter(sources=[source] if source else None)))
+        return self._run("count", create=False, source=source)
 
     def scan(self, *, batch: int = 1000) -> Iterator[StoredPoint]:
         offset = None
         while True:
-            with self._shard(create=False) as shard:
-                if shard is None:
-                    return
-                records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=batch, with_payload=True))
-            for r in records:
-                yield StoredPoint(str(r.id), dict(r.payload or {}))
+            records, offset = self._scroll(offset, batch)
+            yield from records
             if offset is None:
                 return
+
+    @_errors
+    def _scroll(self, offset: str | int | None, batch: int) -> tuple[list[StoredPoint], str | int | None]:
+        return self._run("scroll", create=False, offset=offset, batch=batch)
 
     def close(self) -> None:
         if self._holder is not None:
@@ -313,15 +364,20 @@ class EdgeStore(VectorStore):
 
 
 class _Holder:
-    """Keeps one store's shard open under the inter-process lock, and lets go when another process asks."""
+    """Keeps one store's shard open under the inter-process lock, serves it to other processes
+    (``indexing.shard_service``), and lets go when a process asks for the shard itself (a rebuild's switch)."""
 
     def __init__(self, store: EdgeStore) -> None:
         self.store = store
         self.shard: qe.EdgeShard | None = None
         self.lock = FileLock(str(store.path) + ".lock", timeout=0, thread_local=False)
-        self.guard = threading.RLock()  # one operation at a time on the held shard; the watcher waits for it
+        self.state = threading.Condition()  # guards shard, users and yielding
+        self.users = 0  # operations running on the held shard: reads run together, and beside one write
+        self.yielding = False  # closing the shard: new operations go elsewhere meanwhile
+        self.writing = threading.Lock()  # one write at a time
         self.stopped = threading.Event()
         self.reopens = 0  # how often the shard was opened again after yielding (for tests and benches)
+        self.service = ShardService(store.path, set(OPS), self.run)
         self.watcher = threading.Thread(target=self._watch, name=f"edge-holder-{store.path.name}", daemon=True)
         self.watcher.start()
 
@@ -331,13 +387,23 @@ class _Holder:
         except OSError:
             return False
 
-    @contextmanager
-    def held(self, create: bool) -> Iterator[qe.EdgeShard | None]:
-        """The held shard (opened now if free and no one asked), or None: the caller then opens per operation."""
-        with self.guard:
-            if self.shard is None and not self._asked():
+    def run(self, op: str, create: bool, args: dict[str, Any]) -> tuple[bool, Any]:
+        """(True, result) of ``op`` on the held shard (opened now if free and no one asked); (False, None) when not
+        held: the caller then opens it itself."""
+        with self.state:
+            if self.shard is None and not self.yielding and not self._asked():
                 self._take(create)
-            yield self.shard
+            shard = None if self.yielding else self.shard
+            if shard is None:
+                return False, None
+            self.users += 1
+        try:
+            with self.writing if op in WRITES else nullcontext():
+                return True, OPS[op](shard, **args)
+        finally:
+            with self.state:
+                self.users -= 1
+                self.state.notify_all()
 
     def _take(self, create: bool) -> None:
         try:
@@ -355,13 +421,17 @@ class _Holder:
         self.reopens += 1
 
     def release(self) -> None:
-        with self.guard:
-            if self.shard is not None:
-                try:
-                    self.shard.close()
-                finally:
-                    self.shard = None
-                    self.lock.release()
+        """Close the shard once the operations on it end, and free the lock."""
+        with self.state:
+            if self.shard is None:
+                return
+            self.yielding = True
+            self.state.wait_for(lambda: self.users == 0)
+            try:
+                self.shard.close()
+            finally:
+                self.shard, self.yielding = None, False
+                self.lock.release()
 
     def _watch(self) -> None:
         while not self.stopped.wait(_WATCH_EVERY):
@@ -371,5 +441,6 @@ class _Holder:
 
     def stop(self) -> None:
         self.stopped.set()
+        self.service.stop()
         self.watcher.join(timeout=5)
         self.release()
