@@ -31,8 +31,8 @@ questions; each earlier week keeps >= 70% of its gain after two more updates; ge
 points; FUAR <= 0.2; RAG accuracy with the adapter >= without. Cost: synthesis, teacher and training of 100
 articles within 60 min on 2 CPU cores (projected from the measured seconds per article).
 
-    .venv/bin/python -m bench.knowledge [--set hard|realnews] [--weeks 3] [--first-week 0] [--articles-per-week 8] [--seeds 1234,1235]
-        [--methods mix_review-synth,none-distill:noanchor,mix_review-distill]
+    .venv/bin/python -m bench.knowledge [--set hard|realnews] [--weeks 3] [--first-week 0] [--articles-per-week 8]
+        [--seeds 1234,1235] [--methods mix_review-synth,none-distill:noanchor,mix_review-distill]
 """
 
 from __future__ import annotations
@@ -92,9 +92,10 @@ def select_weeks(articles: list[dict], questions: list[dict], weeks: int, per_we
 
 
 def realnews_weeks(folder: Path, weeks: int, per_week: int, first: int = 0) -> list[dict]:
-    """``weeks`` weeks of the real news set from its ``first`` (0: the earliest): each week's questions whose answer (the right choice) one of
-    their retrieved articles states, and per question the latest such article (at most ``per_week`` articles, those
-    answering the most questions first). Retrieved articles that do not state the answer are not trained on."""
+    """``weeks`` weeks of the real news set from its ``first`` (0: the earliest): each week's questions whose answer
+    (the right choice) one of their retrieved articles states, and per question the latest such article (at most
+    ``per_week`` articles, those answering the most questions first). Retrieved articles that do not state the
+    answer are not trained on."""
     from bench.qa_sets import outlet
 
     articles = {a["id"]: a for a in load_jsonl(folder / "articles.jsonl")}
@@ -379,8 +380,12 @@ def main() -> None:
     parser.add_argument("--set", choices=("hard", "realnews"), default="hard")
     parser.add_argument("--weeks", type=int, default=3)
     parser.add_argument("--articles-per-week", type=int, default=8)
-    parser.add_argument("--first-week", type=int, default=0, help="realnews: the first week used (0: 2025-07-18; "
-                        "23, the last, has the most answerable questions: 16)")
+    parser.add_argument(
+        "--first-week",
+        type=int,
+        default=0,
+        help="realnews: the first week used (0: 2025-07-18; 23, the last, has the most answerable questions: 16)",
+    )
     parser.add_argument("--methods", default=DEFAULT_CONFIGS, help=f"comma-separated; 'all' = {ALL_CONFIGS}")
     parser.add_argument("--seeds", default="1234", help="comma-separated; a question's score is its mean over seeds")
     parser.add_argument("--epochs", type=int, default=3)

@@ -78,8 +78,10 @@ class RefreshHere:
         self.fallbacks = 0
 
     def warm_up(self) -> None:
-        """Load the encoders now, not on the first change."""
+        """Load the encoders now, not on the first change, and hold the index open (Edge: the shard, served to the
+        minute refresh; given up to ``kup api`` when it runs), so a change is written without opening it."""
         self.runtime.dense.encode(["warm up"])
+        self.runtime.store.keep_open(background=True)
 
     def __call__(self, change: Change) -> None:
         from indexing import ingest_source

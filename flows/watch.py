@@ -44,6 +44,7 @@ def watcher(runtime: Runtime, on_change=None) -> FeedWatcher:
         return ingest_source(feed, runtime.catalog, runtime.fetcher, article_workers=workers)
 
     runtime.dense.encode(["warm up"])  # the model loads now, not on the first new item
+    runtime.store.keep_open(background=True)  # the index stays open (served to others; kup api takes precedence)
     return FeedWatcher(feeds, pull, runtime.indexer.run, on_change=on_change)
 
 

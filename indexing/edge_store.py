@@ -1,16 +1,18 @@
 """Qdrant Edge: the Qdrant engine in-process (HNSW, WAL), the embedded default store.
 
-An open shard holds an exclusive lock on its WAL, so the shard is opened per operation (or per
-``session()``) under an inter-process file lock and closed promptly. Opening is not free (it grows with
-the index; ``bench/query_latency.py`` reports it), so a long-lived process (the API) calls ``keep_open()``: its
-searcher then holds the shard and the lock between queries, and yields both when another process asks. A
-process that wants the shard announces it by touching ``<index>.want`` while it waits for the lock; the
-holder's watcher sees the mark within a few milliseconds, closes the shard and releases the lock,
-and takes them back once no one has asked for ``_LEASE`` seconds. A rebuild swaps the index under
-the same lock, so the searcher reopens the new one.
+An open shard holds an exclusive lock on its WAL, so one process at a time has it open, under an inter-process file
+lock. Opening is not free (it grows with the index; ``bench/query_latency.py`` reports it), so a long-lived process
+(``kup api``, ``kup mcp``; in the background the listener and the hot-feed watcher) calls ``keep_open()``: it holds
+the shard between operations and serves it to the other processes of its user (``indexing.shard_service``): a
+refresh sends its reads and writes there instead of opening the shard, and the holder runs them beside its own
+searches. A process that needs the shard itself (a rebuild's switch) announces it by touching ``<index>.want``
+while it waits for the lock; the holder's watcher sees the mark within a few milliseconds, closes the shard and
+releases the lock, and takes them back once no one has asked for ``_LEASE`` seconds. A rebuild swaps the index
+under the same lock, so the holder reopens the new one. Without a holder, each operation (or ``session()``) opens
+the shard under the lock and closes it promptly.
 
-One concept, ~370 lines: one implementation of ``indexing.store.VectorStore``, with the shard hand-over that
-makes it usable from several processes.
+One concept: one implementation of ``indexing.store.VectorStore``, with what makes it usable from several
+processes.
 """
 
 from __future__ import annotations
@@ -176,7 +178,8 @@ class EdgeStore(VectorStore):
         self.path = Path(path)
         self.dense_size = dense_size
         self._lock = FileLock(str(self.path) + ".lock", timeout=_LOCK_TIMEOUT)
-        self._want = Path(str(self.path) + ".want")
+        self._want = Path(str(self.path) + ".want")  # a process wants the shard itself
+        self._foreground = Path(str(self.path) + ".foreground")  # a foreground holder wants to hold it
         self._local = threading.local()
         self._holder: _Holder | None = None
         self._client = ShardClient(self.path)
@@ -253,11 +256,13 @@ class EdgeStore(VectorStore):
         with suppress(OSError):  # a read-only directory: holders then only yield at their own pace
             self._want.touch()
 
-    def keep_open(self) -> EdgeStore:
-        """Hold the shard open between operations (for long-lived processes), yielding it to any other
-        process that asks; ``close()`` releases it."""
+    def keep_open(self, *, background: bool = False) -> EdgeStore:
+        """Hold the shard open between operations (for long-lived processes) and serve it to other processes
+        (``indexing.shard_service``); yield it to a process that asks for the shard itself (a rebuild's switch).
+        A ``background`` holder (the listener, the hot-feed watcher) also gives it up to a foreground one (``kup
+        api``, ``kup mcp``), so searches run in the process that answers them; ``close()`` releases it."""
         if self._holder is None:
-            self._holder = _Holder(self)
+            self._holder = _Holder(self, background=background)
         return self
 
     @contextmanager
@@ -363,12 +368,19 @@ class EdgeStore(VectorStore):
             self._holder = None
 
 
+def _recent(mark: Path) -> bool:
+    try:
+        return time.time() - mark.stat().st_mtime < _LEASE
+    except OSError:
+        return False
+
+
 class _Holder:
     """Keeps one store's shard open under the inter-process lock, serves it to other processes
     (``indexing.shard_service``), and lets go when a process asks for the shard itself (a rebuild's switch)."""
 
-    def __init__(self, store: EdgeStore) -> None:
-        self.store = store
+    def __init__(self, store: EdgeStore, *, background: bool = False) -> None:
+        self.store, self.background = store, background
         self.shard: qe.EdgeShard | None = None
         self.lock = FileLock(str(store.path) + ".lock", timeout=0, thread_local=False)
         self.state = threading.Condition()  # guards shard, users and yielding
@@ -382,10 +394,7 @@ class _Holder:
         self.watcher.start()
 
     def _asked(self) -> bool:
-        try:
-            return time.time() - self.store._want.stat().st_mtime < _LEASE
-        except OSError:
-            return False
+        return _recent(self.store._want) or (self.background and _recent(self.store._foreground))
 
     def run(self, op: str, create: bool, args: dict[str, Any]) -> tuple[bool, Any]:
         """(True, result) of ``op`` on the held shard (opened now if free and no one asked); (False, None) when not
@@ -395,6 +404,9 @@ class _Holder:
                 self._take(create)
             shard = None if self.yielding else self.shard
             if shard is None:
+                if not self.background:  # a background holder that has it gives it up
+                    with suppress(OSError):
+                        self.store._foreground.touch()
                 return False, None
             self.users += 1
         try:
@@ -419,6 +431,7 @@ class _Holder:
             self.lock.release()
             return
         self.reopens += 1
+        self.service.announce()  # other processes now send their operations here
 
     def release(self) -> None:
         """Close the shard once the operations on it end, and free the lock."""
@@ -426,6 +439,7 @@ class _Holder:
             if self.shard is None:
                 return
             self.yielding = True
+            self.service.withdraw()
             self.state.wait_for(lambda: self.users == 0)
             try:
                 self.shard.close()

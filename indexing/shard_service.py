@@ -120,10 +120,12 @@ class ShardService:
             os.unlink(self.address)
         self.listener = Listener(self.address, family="AF_UNIX")  # authenticated per connection, off this thread
         os.chmod(self.address, 0o600)
-        self._write_card()
         threading.Thread(target=self._accept, name=f"edge-service-{index.name}", daemon=True).start()
 
-    def _write_card(self) -> None:
+    def announce(self) -> None:
+        """Name this process in ``<index>.serve``: it holds the shard now."""
+        if self.listener is None:
+            return
         self.card.parent.mkdir(parents=True, exist_ok=True)
         temp = self.card.with_name(f".{self.card.name}.{os.getpid()}")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -163,15 +165,19 @@ class ShardService:
             return json.dumps({"error": str(exc)[:2000]}).encode()
         return json.dumps({"ok": encode(result)} if ran else {"busy": True}).encode()
 
+    def withdraw(self) -> None:
+        """Take this process's name out of ``<index>.serve``: it is letting the shard go."""
+        with suppress(OSError, ValueError, KeyError):
+            if json.loads(self.card.read_text())["pid"] == os.getpid():
+                self.card.unlink()
+
     def stop(self) -> None:
         self.stopped.set()
         if self.listener is None:
             return
+        self.withdraw()
         with suppress(OSError):
             self.listener.close()
-        with suppress(OSError, ValueError):
-            if json.loads(self.card.read_text())["pid"] == os.getpid():
-                self.card.unlink()
         with suppress(OSError):
             os.unlink(self.address)
 

@@ -167,8 +167,9 @@ class VectorStore(ABC):
         """
         return False
 
-    def keep_open(self) -> VectorStore:
-        """For long-lived processes: keep connections (Edge: the shard) open between operations."""
+    def keep_open(self, *, background: bool = False) -> VectorStore:
+        """For long-lived processes: keep connections (Edge: the shard) open between operations. A ``background``
+        process (the listener, the hot-feed watcher) gives way to a serving one (``kup api``)."""
         return self
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -175,3 +175,40 @@ def test_a_held_store_promotes_its_own_rebuild(tmp_path) -> None:
         assert store.count() == 1 and [p.payload["doc_id"] for p in store.scan()] == ["c"]
     finally:
         store.close()
+
+
+def test_a_background_holder_gives_the_shard_to_a_serving_process(tmp_path) -> None:
+    """The listener holds the index until kup api starts; then the API holds it and the listener sends to it."""
+    path = tmp_path / "index" / "kup"
+    script = "from indexing import Changes, EdgeStore\nfrom tests.indexing.test_edge_searcher import points\n"
+    script += textwrap.dedent(
+        f"""
+        s = EdgeStore({str(path)!r}).keep_open(background=True)
+        s.apply(Changes(upserts=points(["a"], 1)))
+        print(s._holder.shard is not None, flush=True)
+        input()
+        s.apply(Changes(upserts=points(["b"], 2)))
+        print(s._holder.shard is None, s._client.sent, flush=True)
+        s.close()
+        """
+    )
+    listener = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    api = EdgeStore(path).keep_open()
+    try:
+        assert listener.stdout.readline().strip() == "True"  # the background process holds it
+        assert api.count() == 1  # sent to the listener, or run under the lock while it lets go
+        deadline = time.monotonic() + 30
+        while api._holder.shard is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            assert api.count() == 1
+        assert api._holder.shard is not None  # the foreground process holds it now
+        listener.stdin.write("go\n")
+        listener.stdin.flush()
+        assert listener.stdout.readline().split() == ["True", "1"]  # the listener's write went to the API
+        assert api.count() == 2 and api._holder.reopens == 1
+        assert listener.wait(timeout=30) == 0
+    finally:
+        listener.kill()
+        api.close()
