@@ -98,6 +98,16 @@ def socket_dir() -> Path | None:
     return folder
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: alive
+    return True
+
+
 Runner = Callable[[str, bool, dict[str, Any]], tuple[bool, Any]]  # (op, create, args) -> (ran, result)
 
 
@@ -116,8 +126,11 @@ class ShardService:
             return
         name = sha1(str(index.absolute()).encode()).hexdigest()[:16]
         self.address = str(folder / f"{name}-{os.getpid()}.sock")
-        with suppress(FileNotFoundError):
-            os.unlink(self.address)
+        for old in folder.glob(f"{name}-*.sock"):  # left by holders that were killed
+            pid = old.stem.rsplit("-", 1)[1]
+            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                with suppress(OSError):
+                    old.unlink()
         self.listener = Listener(self.address, family="AF_UNIX")  # authenticated per connection, off this thread
         os.chmod(self.address, 0o600)
         threading.Thread(target=self._accept, name=f"edge-service-{index.name}", daemon=True).start()
