@@ -245,25 +245,57 @@ def store_curve(engines: list[str], sizes: list[int], queries: int, timeout: flo
 # ---- the catalog ----
 
 
+SEED = 2_000  # documents committed through the catalog's own path; the rest are copies of their rows
+
+
 def fill_catalog(url: str, count: int, have: int) -> None:
+    """``count`` indexed documents in the catalog: the first ``SEED`` committed, claimed and marked indexed as a
+    refresh does (story fingerprints included), the rest bulk copies of those rows under new ids and keys
+    (committing a million documents one story check at a time would take hours; what is measured here is the
+    catalog at that size, not how it got there)."""
+    from sqlalchemy import insert, select
+
     from connectors import Document
     from indexing import Catalog, now_utc
+    from indexing.schema import documents, story_bands
 
     catalog = Catalog(url)
     rng = np.random.default_rng(have)
-    words = np.array([f"w{i}" for i in range(50_000)])
     try:
-        for start in range(have, count, 20_000):
-            docs = [  # distinct texts: near-duplicates would each join a story (story_assignment) and cost more
+        if have == 0:
+            words = np.array([f"w{i}" for i in range(50_000)])
+            docs = [
                 Document(source=f"feed-{i % 20}", external_id=f"doc-{i}", text=" ".join(rng.choice(words, 60)),
-                         title=f"Doc {i}",
-                         url=f"https://example.com/{i}", published_at=datetime(2026, 11, 1, tzinfo=UTC))
-                for i in range(start, min(count, start + 20_000))
+                         title=f"Doc {i}", url=f"https://x.example/{i}", published_at=datetime(2026, 11, 1, tzinfo=UTC))
+                for i in range(SEED)
             ]  # fmt: skip
             now = now_utc()
             catalog.upsert_documents(docs, now)
             claimed = catalog.claim_pending("bench:fill", len(docs), now)
             catalog.mark_indexed("bench:fill", [(d.id, d.version, 1) for d in claimed], now)
+            have = SEED
+        with catalog.engine.connect() as conn:
+            seed = [dict(r._mapping) for r in conn.execute(select(documents).limit(SEED)).all()]
+            bands = [dict(r._mapping) for r in conn.execute(select(story_bands).where(
+                story_bands.c.doc_id.in_([r["id"] for r in seed[:500]]))).all()]  # fmt: skip
+        by_doc: dict[str, list[dict]] = {}
+        for band in bands:
+            by_doc.setdefault(band["doc_id"], []).append(band)
+        while have < count:
+            n = min(20_000, count - have)
+            rows, band_rows = [], []
+            for i in range(n):
+                row = seed[i % len(seed)]
+                new_id = uuid.uuid4().hex
+                rows.append({**row, "id": new_id, "external_id": f"copy-{have + i}", "story_id": new_id,
+                             "url": f"https://example.com/c/{have + i}"})  # fmt: skip
+                for band in by_doc.get(row["id"], ()):
+                    band_rows.append({"doc_id": new_id, "band": band["band"], "key": int(rng.integers(1, 2**62))})
+            with catalog.engine.begin() as conn:
+                conn.execute(insert(documents), rows)
+                if band_rows:
+                    conn.execute(insert(story_bands), band_rows)
+            have += n
     finally:
         catalog.close()
 
@@ -303,7 +335,7 @@ def catalog_figures(url: str, data_dir: Path, feeds: str, repeats: int) -> dict:
             command.append(time.perf_counter() - t)
         claims = []
         for i in range(repeats):
-            doc = Document(source="feed-0", external_id=f"new-{uuid.uuid4()}", text=f"new {i}", title="New",
+            doc = Document(source="feed-0", external_id=f"new-{uuid.uuid4()}", text=uuid.uuid4().hex * 8, title="New",
                            url=f"https://x.example/{i}", published_at=datetime(2026, 12, 1, tzinfo=UTC))  # fmt: skip
             now = now_utc()
             catalog.upsert_documents([doc], now)
@@ -311,7 +343,7 @@ def catalog_figures(url: str, data_dir: Path, feeds: str, repeats: int) -> dict:
             claimed = catalog.claim_pending("bench:claim", 100, now)
             catalog.mark_indexed("bench:claim", [(d.id, d.version, 1) for d in claimed], now)
             claims.append(time.perf_counter() - t)
-            assert len(claimed) == 1
+            assert len(claimed) == 1, [(d.id, d.source) for d in claimed]
         return {
             "noop_refresh_s": round(noop, 3), "status_data_s": round(statistics.median(in_process), 3),
             "kup_status_command_s": round(statistics.median(command), 2),
