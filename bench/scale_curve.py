@@ -222,6 +222,7 @@ def store_curve(engines: list[str], sizes: list[int], queries: int, timeout: flo
             try:
                 for line in proc.stdout:
                     rows.append(json.loads(line))
+                    print(line.strip(), file=sys.stderr, flush=True)  # progress: a stopped run still says this much
                     if time.monotonic() > deadline:
                         break
             finally:
@@ -386,6 +387,7 @@ def catalog_curve(kinds: list[str], sizes: list[int], repeats: int) -> dict:
                     catalog.close()
                     figures = catalog_figures(url, Path(tmp) / f"data-{kind}", str(feeds), repeats)
                     rows.append({"documents": size, "fill_s": round(fill, 1), **figures})
+                    print(json.dumps({"catalog": kind, **rows[-1]}), file=sys.stderr, flush=True)
             finally:
                 if kind == "postgres":
                     drop_pg_database(url)
