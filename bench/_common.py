@@ -29,3 +29,17 @@ def peak_rss_mb() -> float:
 
 def emit(name: str, figures: dict) -> None:
     print(json.dumps({"bench": name, **figures, "machine": machine()}, default=str))
+
+
+def fresh_pg_database(admin_url: str, prefix: str) -> str:
+    """A new, empty PostgreSQL database on the server of ``admin_url``; its name."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return name

@@ -19,14 +19,13 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from bench._common import emit, peak_rss_mb
+from bench._common import emit, fresh_pg_database, peak_rss_mb
 
 from connectors import Document
 from fixtures import FeedServer, Pipeline, article_html, paragraphs
@@ -146,14 +145,7 @@ def projection(single: dict, spread: dict) -> dict:
 
 
 def _fresh_database() -> str:
-    from sqlalchemy import create_engine, text
-
-    name = f"kup_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return name
+    return fresh_pg_database(ADMIN_URL, "kup_bench")
 
 
 def _drop(name: str) -> None:

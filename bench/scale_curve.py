@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench._common import ROOT, emit
+from bench._common import ROOT, emit, fresh_pg_database
 
 DIM = 384
 PG_ADMIN = os.environ.get("KUP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -400,14 +400,7 @@ def catalog_curve(kinds: list[str], sizes: list[int], repeats: int) -> dict:
 
 
 def create_pg_database() -> str:
-    from sqlalchemy import create_engine, text
-
-    name = f"kup_scale_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + fresh_pg_database(PG_ADMIN, "kup_scale")
 
 
 def drop_pg_database(url: str) -> None:
